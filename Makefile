@@ -1,0 +1,41 @@
+# Quick start: `make demo` and `make test`. Both create/update the virtual environment in .venv/.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+PYTEST_ARGS ?=
+
+.PHONY: demo test lint env services services-stop train-demo chaos bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q -U pip
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+env: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/python scripts/demo.py
+
+services: $(STAMP)
+	scripts/services.sh start
+
+services-stop:
+	scripts/services.sh stop
+
+test: $(STAMP) services
+	. scripts/services.env && OMP_NUM_THREADS=2 $(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+chaos: $(STAMP) services
+	. scripts/services.env && $(BIN)/python -m pytest -q -m chaos --run-chaos tests
+
+train-demo: $(STAMP)
+	scripts/train_demo.sh
+
+lint: $(STAMP)
+	$(BIN)/ruff check api worker generator filter classify store cli tests benchmarks
+	$(BIN)/mypy api worker generator filter classify store cli
+
+clean:
+	rm -rf $(VENV) build *.egg-info
