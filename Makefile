@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: demo test lint env services services-stop train-demo chaos bench clean
+.PHONY: demo test lint env services services-stop demo-sources train-demo chaos bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -15,7 +15,10 @@ $(STAMP): pyproject.toml
 
 env: $(STAMP)
 
-demo: $(STAMP)
+demo-sources:
+	scripts/fetch_demo_sources.sh
+
+demo: $(STAMP) demo-sources
 	$(BIN)/python scripts/demo.py
 
 services: $(STAMP)
@@ -24,13 +27,13 @@ services: $(STAMP)
 services-stop:
 	scripts/services.sh stop
 
-test: $(STAMP) services
+test: $(STAMP) services demo-sources
 	. scripts/services.env && OMP_NUM_THREADS=2 $(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 chaos: $(STAMP) services
 	. scripts/services.env && $(BIN)/python -m pytest -q -m chaos --run-chaos tests
 
-train-demo: $(STAMP)
+train-demo: $(STAMP) demo-sources
 	scripts/train_demo.sh
 
 lint: $(STAMP)

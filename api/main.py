@@ -1,0 +1,62 @@
+"""The FastAPI application: `create_app(settings)`; `uvicorn api.main:app` uses the environment's settings."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from fastapi import FastAPI
+
+from api.limits import BodySizeLimitMiddleware
+from api.metrics import MetricsMiddleware, ServiceMetrics
+from api.routers import assets, audit, clips, datasets, jobs, objects, system
+from api.state import MotionExtractor, build_state
+from store.objects import ObjectStore
+from store.outbox import TaskSender
+from store.provenance import software_version
+from store.settings import Settings, get_settings
+
+MULTIPART_OVERHEAD_BYTES = 64 * 1024
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    object_store: ObjectStore | None = None,
+    send_task: TaskSender | None = None,
+    check_broker: Callable[[], None] | None = None,
+    extract_motion: MotionExtractor | None = None,
+) -> FastAPI:
+    settings = settings or get_settings()
+    state = build_state(
+        settings,
+        object_store=object_store,
+        send_task=send_task,
+        check_broker=check_broker,
+        extract_motion=extract_motion,
+    )
+    app = FastAPI(
+        title="Ctrl-GenAug",
+        version=software_version(),
+        description="Synthetic, quality-filtered databases of medical sequences (Ctrl-GenAug).",
+    )
+    app.state.service = state
+    app.state.metrics = ServiceMetrics(state.sessionmaker)
+    for router in (
+        system.router,
+        assets.router,
+        jobs.router,
+        clips.router,
+        datasets.router,
+        audit.router,
+        objects.router,
+    ):
+        app.include_router(router)
+    app.add_middleware(
+        BodySizeLimitMiddleware, max_bytes=settings.max_upload_bytes + MULTIPART_OVERHEAD_BYTES
+    )
+    app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
+    return app
+
+
+def app_from_environment() -> FastAPI:
+    return create_app()

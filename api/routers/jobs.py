@@ -1,0 +1,374 @@
+"""Submitting, listing, inspecting and cancelling jobs; downloading a job's database."""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Query, Response, status
+from fastapi.responses import StreamingResponse
+from sqlalchemy import select, tuple_
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from api.deps import ProjectDep, SessionDep, StateDep
+from api.errors import ERROR_RESPONSES, ErrorResponse, field_error, not_found
+from api.pagination import decode_cursor, encode_cursor
+from api.schemas import BanksFromIn, ClipOut, DatabaseLink, JobIn, JobOut, JobSummary, Page
+from api.views import clip_out, job_out, job_summary
+from store.audit import append_event
+from store.models import (
+    FINISHED_JOB_STATUSES,
+    Asset,
+    AssetKind,
+    Bank,
+    Clip,
+    Dataset,
+    Job,
+    JobStatus,
+    ModelRecord,
+    Project,
+    utcnow,
+)
+from store.outbox import RUN_JOB_TASK, add_message, dispatch_outbox
+from store.registry import find_model
+
+router = APIRouter(prefix="/v1/jobs", tags=["jobs"], responses=ERROR_RESPONSES)
+CONFLICT = {409: {"model": ErrorResponse, "description": "the job's state does not allow this"}}
+
+
+def project_job(session: Session, project: Project, job_id: uuid.UUID, *, for_update: bool = False) -> Job:
+    query = select(Job).where(Job.id == job_id, Job.project_id == project.id)
+    if for_update:
+        query = query.with_for_update(of=Job)
+    job = session.scalar(query)
+    if job is None:
+        raise not_found(["path", "job_id"], "job")
+    return job
+
+
+def _check_asset(
+    session: Session, project: Project, asset_id: uuid.UUID | None, kind: AssetKind, loc: list[str | int]
+) -> None:
+    if asset_id is None:
+        return
+    asset = session.get(Asset, asset_id)
+    if asset is None or asset.project_id != project.id:
+        raise field_error(422, loc, f"asset {asset_id} not found in this project")
+    if asset.kind != kind:
+        raise field_error(422, loc, f"asset {asset_id} is a {asset.kind.value}, expected a {kind.value}")
+
+
+def _class_index(model: ModelRecord, name: str | None, loc: list[str | int]) -> int | None:
+    if name is None:
+        return None
+    if name not in model.class_names:
+        raise field_error(422, loc, f"unknown class {name!r}; model {model.name} has {model.class_names}")
+    return model.class_names.index(name)
+
+
+def _banks_from_request(session: Session, project: Project, model: ModelRecord, body: JobIn) -> list[Bank]:
+    assert body.banks is not None
+    banks = []
+    for i, bank in enumerate(body.banks):
+        loc: list[str | int] = ["body", "banks", i]
+        given = {
+            "class_label": bank.class_label is not None,
+            "text": bank.text is not None,
+            "image_prior": bank.image_prior_asset is not None,
+            "motion_field": bank.motion_asset is not None,
+        }
+        for condition, present in given.items():
+            if present and condition not in model.conditions:
+                raise field_error(422, loc, f"model {model.name} does not take the {condition} condition")
+        _check_asset(
+            session, project, bank.image_prior_asset, AssetKind.image_prior, [*loc, "image_prior_asset"]
+        )
+        _check_asset(session, project, bank.motion_asset, AssetKind.reference_clip, [*loc, "motion_asset"])
+        banks.append(
+            Bank(
+                index=i,
+                class_label=bank.class_label,
+                class_index=_class_index(model, bank.class_label, [*loc, "class_label"]),
+                text=bank.text,
+                image_prior_asset_id=bank.image_prior_asset,
+                motion_asset_id=bank.motion_asset,
+                samples=bank.samples,
+            )
+        )
+    return banks
+
+
+def balanced_samples(clips_per_class: dict[str, int], samples_per_bank: int) -> dict[str, list[int]]:
+    """Samples per bank so every class reaches real + synthetic = majority × (1 + samples_per_bank)."""
+    target = max(clips_per_class.values()) * (1 + samples_per_bank)
+    plan = {}
+    for name, count in clips_per_class.items():
+        base, extra = divmod(target - count, count)
+        plan[name] = [base + (1 if i < extra else 0) for i in range(count)]
+    return plan
+
+
+def _banks_from_dataset(
+    session: Session, project: Project, model: ModelRecord, source: BanksFromIn
+) -> list[Bank]:
+    loc: list[str | int] = ["body", "banks_from"]
+    query = select(Dataset).where(Dataset.project_id == project.id)
+    try:
+        query = query.where(Dataset.id == uuid.UUID(source.dataset))
+    except ValueError:
+        query = query.where(Dataset.name == source.dataset)
+    dataset = session.scalar(query)
+    if dataset is None:
+        raise field_error(422, [*loc, "dataset"], f"dataset {source.dataset!r} not found in this project")
+    classes = source.classes or dataset.class_names
+    for name in classes:
+        if name not in dataset.class_names:
+            raise field_error(
+                422, [*loc, "classes"], f"unknown class {name!r}; dataset has {dataset.class_names}"
+            )
+        _class_index(model, name, [*loc, "classes"])
+    clips = [clip for clip in dataset.clips if clip.class_name in classes]
+    if not clips:
+        raise field_error(422, [*loc, "classes"], "no training clips of these classes in the dataset")
+    counts = {
+        name: sum(c.class_name == name for c in clips)
+        for name in classes
+        if any(c.class_name == name for c in clips)
+    }
+    plan = balanced_samples(counts, source.samples_per_bank) if source.balance_to_majority else None
+    taken = dict.fromkeys(counts, 0)
+    banks = []
+    for clip in clips:
+        samples = source.samples_per_bank
+        if plan is not None:
+            samples = plan[clip.class_name][taken[clip.class_name]]
+            taken[clip.class_name] += 1
+        if samples == 0:
+            continue
+        banks.append(
+            Bank(
+                index=len(banks),
+                class_label=clip.class_name,
+                class_index=model.class_names.index(clip.class_name),
+                text=clip.text if "text" in model.conditions else None,
+                image_prior_asset_id=clip.image_prior_asset_id if "image_prior" in model.conditions else None,
+                motion_asset_id=clip.motion_asset_id if "motion_field" in model.conditions else None,
+                source_clip_id=clip.clip_id,
+                samples=samples,
+            )
+        )
+    return banks
+
+
+def _existing_for_key(session: Session, project: Project, key: str) -> Job | None:
+    return session.scalar(select(Job).where(Job.project_id == project.id, Job.idempotency_key == key))
+
+
+def _replay(job: Job, request: dict[str, Any], response: Response) -> JobOut:
+    if job.request != request:
+        raise field_error(
+            409, ["header", "Idempotency-Key"], "this Idempotency-Key was used with a different request body"
+        )
+    response.status_code = status.HTTP_200_OK
+    response.headers["Idempotent-Replayed"] = "true"
+    return job_out(job)
+
+
+@router.post(
+    "",
+    response_model=JobOut,
+    status_code=status.HTTP_202_ACCEPTED,
+    responses={
+        200: {"model": JobOut, "description": "replayed: the job of this Idempotency-Key"},
+        **CONFLICT,
+    },
+)
+def submit_job(
+    body: JobIn,
+    state: StateDep,
+    session: SessionDep,
+    project: ProjectDep,
+    response: Response,
+    idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
+) -> JobOut:
+    request = body.model_dump(mode="json")
+    if idempotency_key is not None:
+        existing = _existing_for_key(session, project, idempotency_key)
+        if existing is not None:
+            return _replay(existing, request, response)
+    model = find_model(session, body.model)
+    if model is None:
+        known = sorted({name for name in session.scalars(select(ModelRecord.name))})
+        raise field_error(422, ["body", "model"], f"unknown model {body.model!r}; registered: {known}")
+    if body.banks is not None:
+        banks = _banks_from_request(session, project, model, body)
+    else:
+        assert body.banks_from is not None
+        banks = _banks_from_dataset(session, project, model, body.banks_from)
+    job = Job(
+        project_id=project.id,
+        model_id=model.id,
+        status=JobStatus.queued,
+        idempotency_key=idempotency_key,
+        request=request,
+        seed=body.seed if body.seed is not None else secrets.randbits(31),
+        sampler=body.sampler.model_dump(mode="json"),
+        filter_settings=body.filter.model_dump(mode="json"),
+        banks=banks,
+        banks_total=len(banks),
+        clips_total=sum(b.samples for b in banks),
+        denoise_steps=body.sampler.steps,
+        dropped_counts={},
+        timings={},
+    )
+    session.add(job)
+    try:
+        session.flush()
+        add_message(session, RUN_JOB_TASK, {"job_id": str(job.id)}, job_id=job.id)
+        append_event(
+            session,
+            project.id,
+            "job.created",
+            {
+                "job_id": str(job.id),
+                "model": model.name,
+                "model_version": model.version,
+                "model_checksum": model.checksum,
+                "banks": len(banks),
+                "clips": job.clips_total,
+                "seed": job.seed,
+            },
+        )
+        session.commit()
+    except IntegrityError:
+        session.rollback()
+        existing = _existing_for_key(session, project, idempotency_key) if idempotency_key else None
+        if existing is None:
+            raise
+        return _replay(existing, request, response)
+    dispatch_outbox(session, state.send_task)
+    session.refresh(job)
+    return job_out(job)
+
+
+@router.get("", response_model=Page[JobSummary])
+def list_jobs(
+    session: SessionDep,
+    project: ProjectDep,
+    status_: Annotated[JobStatus | None, Query(alias="status")] = None,
+    cursor: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+) -> Page[JobSummary]:
+    query = select(Job).where(Job.project_id == project.id)
+    if status_ is not None:
+        query = query.where(Job.status == status_)
+    if cursor is not None:
+        created, job_id = decode_cursor(cursor, 2)
+        try:
+            key = (datetime.fromisoformat(created), uuid.UUID(job_id))
+        except (TypeError, ValueError) as exc:
+            raise field_error(422, ["query", "cursor"], "malformed cursor") from exc
+        query = query.where(tuple_(Job.created_at, Job.id) < key)
+    jobs = list(session.scalars(query.order_by(Job.created_at.desc(), Job.id.desc()).limit(limit + 1)))
+    next_cursor = None
+    if len(jobs) > limit:
+        jobs = jobs[:limit]
+        next_cursor = encode_cursor([jobs[-1].created_at.isoformat(), str(jobs[-1].id)])
+    return Page[JobSummary](items=[job_summary(job) for job in jobs], next_cursor=next_cursor)
+
+
+@router.get("/{job_id}", response_model=JobOut)
+def get_job(job_id: uuid.UUID, session: SessionDep, project: ProjectDep) -> JobOut:
+    return job_out(project_job(session, project, job_id))
+
+
+@router.post(
+    "/{job_id}/cancel", response_model=JobOut, status_code=status.HTTP_202_ACCEPTED, responses=CONFLICT
+)
+def cancel_job(job_id: uuid.UUID, session: SessionDep, project: ProjectDep) -> JobOut:
+    job = project_job(session, project, job_id, for_update=True)
+    if job.status in FINISHED_JOB_STATUSES:
+        raise field_error(409, ["path", "job_id"], f"job already finished ({job.status.value})", "conflict")
+    job.cancel_requested = True
+    if job.status == JobStatus.queued:
+        job.status = JobStatus.cancelled
+        job.finished_at = utcnow()
+    append_event(
+        session, project.id, "job.cancel_requested", {"job_id": str(job.id), "status": job.status.value}
+    )
+    session.commit()
+    return job_out(job)
+
+
+@router.get("/{job_id}/clips", response_model=Page[ClipOut])
+def list_clips(
+    job_id: uuid.UUID,
+    session: SessionDep,
+    project: ProjectDep,
+    state: StateDep,
+    kept: bool | None = None,
+    cursor: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> Page[ClipOut]:
+    job = project_job(session, project, job_id)
+    query = select(Clip).join(Bank, Clip.bank_id == Bank.id).where(Clip.job_id == job.id)
+    if kept is not None:
+        query = query.where(Clip.kept.is_(kept))
+    if cursor is not None:
+        bank_index, index_in_bank = decode_cursor(cursor, 2)
+        if not isinstance(bank_index, int) or not isinstance(index_in_bank, int):
+            raise field_error(422, ["query", "cursor"], "malformed cursor")
+        query = query.where(tuple_(Bank.index, Clip.index_in_bank) > (bank_index, index_in_bank))
+    clips = list(session.scalars(query.order_by(Bank.index, Clip.index_in_bank).limit(limit + 1)))
+    next_cursor = None
+    if len(clips) > limit:
+        clips = clips[:limit]
+        next_cursor = encode_cursor([clips[-1].bank.index, clips[-1].index_in_bank])
+    expiry = state.settings.presigned_expiry_s
+    return Page[ClipOut](
+        items=[clip_out(c, state.object_store, expiry) for c in clips], next_cursor=next_cursor
+    )
+
+
+@router.get(
+    "/{job_id}/database",
+    responses={
+        200: {
+            "content": {"application/zip": {}},
+            "model": DatabaseLink,
+            "description": "the ZIP (streamed), or with ?presigned=1 a time-limited URL",
+        },
+        **CONFLICT,
+    },
+)
+def download_database(
+    job_id: uuid.UUID, session: SessionDep, project: ProjectDep, state: StateDep, presigned: bool = False
+) -> Response:
+    job = project_job(session, project, job_id)
+    if job.database_object_key is None:
+        raise field_error(
+            409,
+            ["path", "job_id"],
+            f"the database is not exported yet (job is {job.status.value})",
+            "conflict",
+        )
+    store = state.object_store
+    if presigned:
+        expiry = state.settings.presigned_expiry_s
+        url = store.presigned_get(job.database_object_key, expiry)
+        if url is not None:
+            link = DatabaseLink(
+                url=url, expires_in=expiry, sha256=job.database_sha256, size_bytes=job.database_size_bytes
+            )
+            return Response(link.model_dump_json(), media_type="application/json")
+    headers = {"Content-Disposition": f'attachment; filename="ctrlgenaug-{job.id}.zip"'}
+    if job.database_sha256:
+        headers["X-Content-SHA256"] = job.database_sha256
+    if job.database_size_bytes is not None:
+        headers["Content-Length"] = str(job.database_size_bytes)
+    return StreamingResponse(
+        store.iter_chunks(job.database_object_key), media_type="application/zip", headers=headers
+    )

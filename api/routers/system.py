@@ -1,0 +1,68 @@
+"""Liveness, readiness, service info, models and Prometheus metrics."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy import select, text
+
+from api.deps import SessionDep, StateDep
+from api.schemas import Health, Info, ModelOut, Ready, ReadyCheck
+from store.models import ModelRecord
+from store.provenance import SOFTWARE_NAME, software_version
+
+router = APIRouter()
+
+
+@router.get("/v1/health", response_model=Health, tags=["system"])
+def health() -> Health:
+    return Health(status="ok")
+
+
+@router.get("/v1/ready", response_model=Ready, tags=["system"], responses={503: {"model": Ready}})
+def ready(state: StateDep, response: Response) -> Ready:
+    def run(check) -> ReadyCheck:  # type: ignore[no-untyped-def]
+        try:
+            check()
+        except Exception as exc:  # noqa: BLE001 - readiness reports any failure
+            return ReadyCheck(ok=False, error=f"{type(exc).__name__}: {exc}")
+        return ReadyCheck(ok=True)
+
+    def database() -> None:
+        with state.sessionmaker() as session:
+            session.execute(text("SELECT 1"))
+
+    checks = {
+        "database": run(database),
+        "broker": run(state.check_broker),
+        "storage": run(state.object_store.ping),
+    }
+    is_ready = all(c.ok for c in checks.values())
+    if not is_ready:
+        response.status_code = 503
+    return Ready(ready=is_ready, checks=checks)
+
+
+def _models(session: SessionDep) -> list[ModelOut]:
+    rows = session.scalars(select(ModelRecord).order_by(ModelRecord.name, ModelRecord.registered_at))
+    return [ModelOut.model_validate(row) for row in rows]
+
+
+@router.get("/v1/info", response_model=Info, tags=["system"])
+def info(session: SessionDep, state: StateDep) -> Info:
+    return Info(
+        name=SOFTWARE_NAME,
+        version=software_version(),
+        environment=state.settings.environment,
+        models=_models(session),
+    )
+
+
+@router.get("/v1/models", response_model=list[ModelOut], tags=["models"])
+def list_models(session: SessionDep) -> list[ModelOut]:
+    return _models(session)
+
+
+@router.get("/metrics", tags=["system"], response_class=Response)
+def metrics(request: Request) -> Response:
+    return Response(generate_latest(request.app.state.metrics.registry), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,254 @@
+"""Request and response bodies of the REST API (they make the OpenAPI document)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any, Generic, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from store.models import AssetKind, BankStatus, JobStatus
+
+T = TypeVar("T")
+MAX_SEED = 2**63 - 1
+
+
+class Page(BaseModel, Generic[T]):
+    items: list[T]
+    next_cursor: str | None = Field(
+        None, description="pass as `cursor` to get the next page; null on the last"
+    )
+
+
+class Health(BaseModel):
+    status: Literal["ok"]
+
+
+class ReadyCheck(BaseModel):
+    ok: bool
+    error: str | None = None
+
+
+class Ready(BaseModel):
+    ready: bool
+    checks: dict[str, ReadyCheck]
+
+
+class ModelOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    name: str
+    version: str
+    checksum: str
+    class_names: list[str]
+    num_frames: int
+    height: int
+    width: int
+    conditions: list[str]
+    registered_at: datetime
+
+
+class Info(BaseModel):
+    name: str
+    version: str
+    environment: str
+    models: list[ModelOut]
+
+
+class AssetOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    kind: AssetKind
+    sha256: str
+    media_type: str
+    filename: str
+    shape: list[int] = Field(description="image prior (H, W); reference clip's motion field (F, 2, H, W)")
+    size_bytes: int
+    created_at: datetime
+
+
+class SamplerIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: Literal["ddim", "dpmsolver++", "unipc"] = "ddim"
+    steps: int = Field(200, ge=1, le=1000)
+    guidance_scale: float = Field(7.5, ge=0.0, le=50.0)
+    eta: float = Field(0.0, ge=0.0, le=1.0)
+
+
+class FilterIn(BaseModel):
+    """The filter's thresholds (paper §3.5, Algorithm 1); same fields and bounds as filter.FilterSettings."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    alpha: float = Field(1.0, gt=0.0)
+    kmeans_k: int = Field(4, ge=3, le=32)
+    kmeans_seed: int = Field(0, ge=0)
+    similarity_threshold: float = Field(0.98, gt=-1.0, le=1.0)
+    scope: Literal["group", "job"] = "group"
+
+
+class BankIn(BaseModel):
+    """One condition bank; leave a condition out (null) to drop it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    class_label: str | None = None
+    text: str | None = Field(None, max_length=2000)
+    image_prior_asset: uuid.UUID | None = None
+    motion_asset: uuid.UUID | None = None
+    samples: int = Field(ge=1, le=1000)
+
+
+class BanksFromIn(BaseModel):
+    """One bank per real TRAINING clip of a registered dataset: its class, text, first frame and motion."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    dataset: str = Field(min_length=1, description="dataset name or id")
+    samples_per_bank: int = Field(ge=1, le=1000)
+    classes: list[str] | None = Field(None, min_length=1, description="only these classes (default: all)")
+    balance_to_majority: bool = Field(
+        False,
+        description="give each class enough samples that real + synthetic clips equal the majority class's "
+        "(majority count × (1 + samples_per_bank))",
+    )
+
+
+class JobIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    model: str = Field(min_length=1, description="model name (latest version) or name:version")
+    banks: list[BankIn] | None = Field(None, min_length=1, max_length=10000)
+    banks_from: BanksFromIn | None = None
+    sampler: SamplerIn = Field(default_factory=SamplerIn)
+    seed: int | None = Field(None, ge=0, le=MAX_SEED)
+    filter: FilterIn = Field(default_factory=FilterIn)
+
+    @model_validator(mode="after")
+    def _one_bank_source(self) -> JobIn:
+        if (self.banks is None) == (self.banks_from is None):
+            raise ValueError("give exactly one of banks or banks_from")
+        return self
+
+
+class BankOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    index: int
+    class_label: str | None
+    class_index: int | None
+    text: str | None
+    image_prior_asset: uuid.UUID | None = Field(validation_alias="image_prior_asset_id")
+    motion_asset: uuid.UUID | None = Field(validation_alias="motion_asset_id")
+    source_clip_id: str | None
+    samples: int
+    status: BankStatus
+    clips_done: int
+
+
+class Progress(BaseModel):
+    banks_total: int
+    banks_done: int
+    clips_total: int
+    clips_done: int
+    denoise_step: int
+    denoise_steps: int
+
+
+class FilterResults(BaseModel):
+    clips_kept: int
+    dropped_counts: dict[str, int]
+    band: tuple[float, float] | None
+
+
+class JobOut(BaseModel):
+    id: uuid.UUID
+    status: JobStatus
+    model: str
+    model_version: str
+    seed: int
+    sampler: dict[str, Any]
+    filter: dict[str, Any]
+    banks: list[BankOut]
+    progress: Progress
+    results: FilterResults
+    timings: dict[str, float]
+    error: str | None
+    cancel_requested: bool
+    deliveries: int
+    database_ready: bool
+    created_at: datetime
+    updated_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+
+
+class JobSummary(BaseModel):
+    id: uuid.UUID
+    status: JobStatus
+    model: str
+    model_version: str
+    progress: Progress
+    created_at: datetime
+    finished_at: datetime | None
+
+
+class ClipOut(BaseModel):
+    id: uuid.UUID
+    job_id: uuid.UUID
+    bank_index: int
+    index_in_bank: int
+    seed: int
+    sha256: str
+    size_bytes: int
+    kept: bool | None
+    reason: str | None
+    loss: float | None
+    group_threshold: float | None
+    vae_seq: float | None
+    theta: float | None
+    preview_url: str | None
+    created_at: datetime
+
+
+class ClipDetail(ClipOut):
+    download_url: str | None
+    provenance: dict[str, Any]
+
+
+class DatabaseLink(BaseModel):
+    url: str
+    expires_in: int
+    sha256: str | None
+    size_bytes: int | None
+
+
+class DatasetOut(BaseModel):
+    id: uuid.UUID
+    name: str
+    manifest_sha256: str
+    class_names: list[str]
+    training_clips: int
+    created_at: datetime
+
+
+class AuditEventOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    seq: int
+    kind: str
+    payload: dict[str, Any]
+    created_at: datetime
+    prev_hash: str
+    hash: str
+
+
+class AuditVerification(BaseModel):
+    ok: bool
+    events: int
+    first_bad_seq: int | None
+    message: str

@@ -1,0 +1,220 @@
+"""Attention processors of the Ctrl-GenAug UNets (diffusers `Attention` processor interface, SDPA).
+
+All processors accept the same extra keyword arguments, passed by the UNets through
+``cross_attention_kwargs``: ``image_prior_tokens`` (B*, N_img, D) and ``frame_context``
+(a `FrameContext` in the sequence UNet, None in the image UNet); each uses what it needs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from diffusers.models.attention_processor import Attention, AttnProcessor2_0
+from torch import nn
+
+from generator.pathways import PathwayIndex
+
+
+@dataclass(frozen=True)
+class FrameContext:
+    """What frame-aware processors need about the clip: frames folded into the batch as (b f)."""
+
+    num_frames: int
+    pathways: PathwayIndex | None
+
+
+def _heads(attn: Attention, x: torch.Tensor) -> torch.Tensor:
+    """(batch, tokens, heads*dim) -> (batch, heads, tokens, dim)."""
+    batch, tokens, inner = x.shape
+    return x.view(batch, tokens, attn.heads, inner // attn.heads).transpose(1, 2)
+
+
+def _merge_heads(x: torch.Tensor) -> torch.Tensor:
+    batch, heads, tokens, dim = x.shape
+    return x.transpose(1, 2).reshape(batch, tokens, heads * dim)
+
+
+def _attend(
+    attn: Attention,
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    mask: torch.Tensor | None = None,
+) -> torch.Tensor:
+    out = F.scaled_dot_product_attention(
+        _heads(attn, query), _heads(attn, key), _heads(attn, value), attn_mask=mask
+    )
+    return _merge_heads(out).to(query.dtype)
+
+
+def _output(attn: Attention, hidden_states: torch.Tensor) -> torch.Tensor:
+    return attn.to_out[1](attn.to_out[0](hidden_states))
+
+
+def check_plain_attention(attn: Attention) -> None:
+    """Our processors implement the Stable-Diffusion transformer-block attention only."""
+    unsupported = {
+        "group_norm": attn.group_norm is not None,
+        "spatial_norm": attn.spatial_norm is not None,
+        "norm_q": attn.norm_q is not None,
+        "norm_k": attn.norm_k is not None,
+        "residual_connection": attn.residual_connection,
+        "rescale_output_factor": attn.rescale_output_factor != 1.0,
+    }
+    used = [name for name, present in unsupported.items() if present]
+    if used:
+        raise ValueError(f"attention layer uses features these processors do not implement: {used}")
+
+
+class SpatialSelfAttnProcessor(AttnProcessor2_0):
+    """Per-frame spatial self-attention (diffusers' SDPA processor) that accepts our extra kwargs."""
+
+    def __call__(  # type: ignore[override]
+        self,
+        attn: Attention,
+        hidden_states: torch.Tensor,
+        encoder_hidden_states: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        temb: torch.Tensor | None = None,
+        image_prior_tokens: torch.Tensor | None = None,
+        frame_context: FrameContext | None = None,
+    ) -> torch.Tensor:
+        return super().__call__(attn, hidden_states, encoder_hidden_states, attention_mask, temb)
+
+
+class DecoupledCrossAttnProcessor(nn.Module):
+    """Decoupled cross-attention (paper Eq. 2, IP-Adapter style).
+
+    One query; text tokens through the layer's own ``to_k``/``to_v``, image-prior tokens through
+    ``to_k_img``/``to_v_img`` (bias-free, so zero image tokens give exactly zero, like no tokens);
+    the two attention outputs are summed before ``to_out``. A missing branch contributes zero.
+    With ``image_branch=False`` the layer is text-only and refuses image tokens.
+    """
+
+    def __init__(self, hidden_size: int, cross_attention_dim: int, image_branch: bool = True) -> None:
+        super().__init__()
+        self.image_branch = image_branch
+        if image_branch:
+            self.to_k_img = nn.Linear(cross_attention_dim, hidden_size, bias=False)
+            self.to_v_img = nn.Linear(cross_attention_dim, hidden_size, bias=False)
+
+    def __call__(
+        self,
+        attn: Attention,
+        hidden_states: torch.Tensor,
+        encoder_hidden_states: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        temb: torch.Tensor | None = None,
+        image_prior_tokens: torch.Tensor | None = None,
+        frame_context: FrameContext | None = None,
+    ) -> torch.Tensor:
+        if hidden_states.ndim != 3:
+            raise ValueError(
+                f"hidden_states must be (batch, tokens, channels), got {tuple(hidden_states.shape)}"
+            )
+        query = attn.to_q(hidden_states)
+        attended = torch.zeros_like(query)
+        if encoder_hidden_states is not None:
+            text = (
+                attn.norm_encoder_hidden_states(encoder_hidden_states)
+                if attn.norm_cross
+                else encoder_hidden_states
+            )
+            mask = None
+            if attention_mask is not None:
+                mask = attn.prepare_attention_mask(attention_mask, text.shape[1], text.shape[0])
+                mask = mask.view(text.shape[0], attn.heads, -1, mask.shape[-1])
+            attended = attended + _attend(attn, query, attn.to_k(text), attn.to_v(text), mask)
+        if image_prior_tokens is not None:
+            if not self.image_branch:
+                raise ValueError("image_prior_tokens given to a UNet built without the image-prior branch")
+            tokens = image_prior_tokens.to(query.dtype)
+            attended = attended + _attend(attn, query, self.to_k_img(tokens), self.to_v_img(tokens))
+        return _output(attn, attended)
+
+
+def key_frame_keys(x: torch.Tensor, num_frames: int) -> torch.Tensor:
+    """Eq. (3) keys/values: frame l gets [frame 1 || frame l-1]; frame 1 gets [frame 1 || frame 1].
+
+    ``x`` is (b*f, tokens, channels) with frames folded as (b f); returns (b*f, 2*tokens, channels).
+    """
+    batch_frames, tokens, channels = x.shape
+    clip = x.view(batch_frames // num_frames, num_frames, tokens, channels)
+    previous = torch.clamp(torch.arange(num_frames, device=x.device) - 1, min=0)
+    first = clip[:, :1].expand(-1, num_frames, -1, -1)
+    return torch.cat([first, clip[:, previous]], dim=2).reshape(batch_frames, 2 * tokens, channels)
+
+
+def pathway_attention(
+    attn: Attention, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, index: PathwayIndex
+) -> torch.Tensor:
+    """Eqs. (4)-(5): each token attends to the tokens on its pathway, itself included.
+
+    Inputs are (b*f, tokens, channels) with frames folded as (b f); output has the same layout.
+    """
+    batch_frames, tokens, channels = query.shape
+    frames = index.num_frames
+    batch = batch_frames // frames
+    if index.scatter.shape != (batch, frames * tokens):
+        raise ValueError(
+            f"pathways index {tuple(index.scatter.shape)} does not match "
+            f"{batch} clips of {frames} x {tokens} tokens"
+        )
+
+    def along_pathways(x: torch.Tensor) -> torch.Tensor:
+        flat = x.reshape(batch, frames * tokens, channels)
+        picked = flat.gather(1, index.gather[..., None].expand(-1, -1, channels))
+        return picked.reshape(batch * index.num_pathways, frames, channels)
+
+    out = _attend(attn, along_pathways(query), along_pathways(key), along_pathways(value), index.key_mask)
+    out = out.reshape(batch, index.num_pathways * frames, channels)
+    out = out.gather(1, index.scatter[..., None].expand(-1, -1, channels))
+    return out.reshape(batch_frames, tokens, channels)
+
+
+class SequenceSelfAttnProcessor(nn.Module):
+    """Stage-2 replacement of spatial self-attention (paper §3.4, sequential augmentation module).
+
+    ``key_frame``: key-frame attention (Eq. 3), same projections as the 2D self-attention; otherwise
+    plain per-frame self-attention. ``motion_field_attention`` (installed at the full latent resolution
+    only): then motion-field attention (Eqs. 4-5) on that output with the same to_q/to_k/to_v/to_out,
+    along ``frame_context.pathways`` (skipped when the model runs without MFA). MFA enters
+    through ``mfa_gate`` (one scalar per layer, zero at start): output = lerp(attention, MFA, gate), so
+    the inflated model starts equal to the image model and gate 1 is FLATTEN's replacement.
+    """
+
+    def __init__(self, key_frame: bool, motion_field_attention: bool) -> None:
+        super().__init__()
+        self.key_frame = key_frame
+        self.motion_field_attention = motion_field_attention
+        if motion_field_attention:
+            self.mfa_gate = nn.Parameter(torch.zeros(()))
+
+    def __call__(
+        self,
+        attn: Attention,
+        hidden_states: torch.Tensor,
+        encoder_hidden_states: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        temb: torch.Tensor | None = None,
+        image_prior_tokens: torch.Tensor | None = None,
+        frame_context: FrameContext | None = None,
+    ) -> torch.Tensor:
+        if frame_context is None:
+            raise ValueError("frame_context is required by the sequence UNet's self-attention")
+        if attention_mask is not None:
+            raise ValueError("attention_mask is not supported by key-frame / motion-field attention")
+        key = attn.to_k(hidden_states)
+        value = attn.to_v(hidden_states)
+        if self.key_frame:
+            key = key_frame_keys(key, frame_context.num_frames)
+            value = key_frame_keys(value, frame_context.num_frames)
+        out = _output(attn, _attend(attn, attn.to_q(hidden_states), key, value))
+        if self.motion_field_attention and frame_context.pathways is not None:
+            along = pathway_attention(
+                attn, attn.to_q(out), attn.to_k(out), attn.to_v(out), frame_context.pathways
+            )
+            out = torch.lerp(out, _output(attn, along), self.mfa_gate.to(out.dtype))
+        return out

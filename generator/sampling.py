@@ -1,0 +1,178 @@
+"""Samplers (diffusers schedulers) and the classifier-free-guided denoising loop (§3.2, Table 1)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import torch
+from diffusers import DDIMScheduler, DPMSolverMultistepScheduler, UniPCMultistepScheduler
+from diffusers.schedulers.scheduling_utils import SchedulerMixin
+
+from generator.conditions import CONDITION_NAMES, ConditionInputs
+
+SAMPLER_NAMES = ("ddim", "dpmsolver++", "unipc")
+MAX_STEPS = 1000
+MAX_GUIDANCE_SCALE = 50.0
+
+# Table 1 / authors' code: T = 1000, scaled-linear betas 0.00085 -> 0.012, epsilon prediction.
+NOISE_SCHEDULE: dict[str, Any] = {
+    "num_train_timesteps": 1000,
+    "beta_schedule": "scaled_linear",
+    "beta_start": 0.00085,
+    "beta_end": 0.012,
+    "prediction_type": "epsilon",
+    "steps_offset": 1,
+    "clip_sample": False,
+    "set_alpha_to_one": False,
+}
+
+
+class SamplingCancelled(RuntimeError):
+    """Raised between denoising steps when the caller's `should_cancel()` turns true."""
+
+
+@dataclass(frozen=True)
+class SamplerSettings:
+    """How one job samples: solver, number of steps, guidance scale, DDIM eta and the guided conditions.
+
+    `guided_conditions` names the conditions that classifier-free guidance pushes towards (they are nulled in
+    the unconditional branch); `None` guides every condition the bank gives.
+    """
+
+    name: str = "ddim"
+    steps: int = 200
+    guidance_scale: float = 7.5
+    eta: float = 0.0
+    guided_conditions: tuple[str, ...] | None = field(default=None)
+
+    def __post_init__(self) -> None:
+        if self.name not in SAMPLER_NAMES:
+            raise ValueError(f"sampler name must be one of {SAMPLER_NAMES}, got {self.name!r}")
+        if (
+            isinstance(self.steps, bool)
+            or not isinstance(self.steps, int)
+            or not 1 <= self.steps <= MAX_STEPS
+        ):
+            raise ValueError(f"sampler steps must be an integer in [1, {MAX_STEPS}], got {self.steps!r}")
+        if not 0.0 <= float(self.guidance_scale) <= MAX_GUIDANCE_SCALE:
+            raise ValueError(
+                f"sampler guidance_scale must be in [0, {MAX_GUIDANCE_SCALE}], got {self.guidance_scale!r}"
+            )
+        if not 0.0 <= float(self.eta) <= 1.0:
+            raise ValueError(f"sampler eta must be in [0, 1], got {self.eta!r}")
+        if self.eta != 0.0 and self.name != "ddim":
+            raise ValueError(f"sampler eta applies to ddim only; {self.name!r} needs eta 0, got {self.eta!r}")
+        if self.guided_conditions is not None:
+            unknown = sorted(set(self.guided_conditions) - set(CONDITION_NAMES))
+            if unknown:
+                raise ValueError(
+                    f"sampler guided_conditions has unknown names {unknown}; known: {CONDITION_NAMES}"
+                )
+            object.__setattr__(self, "guided_conditions", tuple(self.guided_conditions))
+
+    @property
+    def guided(self) -> tuple[str, ...]:
+        return CONDITION_NAMES if self.guided_conditions is None else self.guided_conditions
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "steps": self.steps,
+            "guidance_scale": float(self.guidance_scale),
+            "eta": float(self.eta),
+            "guided_conditions": list(self.guided),
+        }
+
+
+def build_scheduler(settings: SamplerSettings, schedule: Mapping[str, Any] | None = None) -> SchedulerMixin:
+    """A fresh diffusers scheduler for `settings` over the training noise schedule (Table 1 unless given)."""
+    config = {**NOISE_SCHEDULE, **{k: v for k, v in (schedule or {}).items() if not k.startswith("_")}}
+    if settings.name == "ddim":
+        return DDIMScheduler.from_config(config)
+    if settings.name == "dpmsolver++":
+        return DPMSolverMultistepScheduler.from_config(config, algorithm_type="dpmsolver++")
+    return UniPCMultistepScheduler.from_config(config)
+
+
+class Denoiser(Protocol):
+    """Predicts the noise of `sample` at `timestep` under batched conditions (one row per sample row)."""
+
+    def __call__(
+        self, sample: torch.Tensor, timestep: torch.Tensor, conditions: ConditionInputs
+    ) -> torch.Tensor: ...
+
+
+def unet_denoiser(unet: torch.nn.Module) -> Denoiser:
+    """`ImageUNet` (stage 1, samples `(B, 4, h, w)`) or `SequenceUNet` (stage 2, `(B, 4, F, h, w)`)."""
+
+    def predict(sample: torch.Tensor, timestep: torch.Tensor, conditions: ConditionInputs) -> torch.Tensor:
+        motion: dict[str, Any] = {}
+        if conditions.motion_field is not None:
+            motion = {"motion_field": conditions.motion_field, "pathways": conditions.pathways}
+        return unet(
+            sample,
+            timestep,
+            text_tokens=conditions.text_tokens,
+            class_labels=conditions.class_labels,
+            image_prior_tokens=conditions.image_prior_tokens,
+            **motion,
+        )
+
+    return predict
+
+
+def clip_generators(seeds: Sequence[int]) -> list[torch.Generator]:
+    """One CPU generator per clip, so a clip's noise does not depend on the batch it is sampled in."""
+    return [torch.Generator("cpu").manual_seed(int(seed)) for seed in seeds]
+
+
+def clip_noise(generators: Sequence[torch.Generator], shape: Sequence[int]) -> torch.Tensor:
+    """Standard normal noise `(len(generators), *shape)`, row i drawn from generator i on the CPU."""
+    return torch.stack([torch.randn(tuple(shape), generator=g) for g in generators])
+
+
+def denoise(
+    denoiser: Denoiser,
+    scheduler: SchedulerMixin,
+    noise: torch.Tensor,
+    cond: ConditionInputs,
+    uncond: ConditionInputs | None,
+    settings: SamplerSettings,
+    generators: Sequence[torch.Generator],
+    progress: Callable[[int, int], None] | None = None,
+    should_cancel: Callable[[], bool] | None = None,
+) -> torch.Tensor:
+    """Run the reverse process from `noise`; with `uncond`, classifier-free guidance (Ho & Salimans, 2022).
+
+    The conditional and unconditional branches go through the network in one batched call.
+    `generators` (one per clip, already used for `noise`) draw DDIM's eta noise.
+    """
+    if len(generators) != noise.shape[0]:
+        raise ValueError(f"generators: need one per clip ({noise.shape[0]}), got {len(generators)}")
+    guided = uncond is not None and settings.guidance_scale != 1.0
+    model_conditions = cond.concat(uncond) if guided and uncond is not None else cond
+    scheduler.set_timesteps(settings.steps, device=noise.device)
+    latents = noise * scheduler.init_noise_sigma
+    timesteps = scheduler.timesteps
+    total = len(timesteps)
+    for index, timestep in enumerate(timesteps):
+        if should_cancel is not None and should_cancel():
+            raise SamplingCancelled(f"sampling cancelled before step {index + 1} of {total}")
+        model_input = torch.cat([latents, latents]) if guided else latents
+        model_input = scheduler.scale_model_input(model_input, timestep)
+        prediction = denoiser(model_input, timestep, model_conditions)
+        if guided:
+            conditional, unconditional = prediction.chunk(2)
+            prediction = unconditional + settings.guidance_scale * (conditional - unconditional)
+        step_kwargs: dict[str, Any] = {}
+        if settings.name == "ddim":
+            step_kwargs["eta"] = settings.eta
+            if settings.eta > 0:
+                variance = clip_noise(generators, latents.shape[1:])
+                step_kwargs["variance_noise"] = variance.to(latents.device, latents.dtype)
+        latents = scheduler.step(prediction, timestep, latents, **step_kwargs).prev_sample
+        if progress is not None:
+            progress(index + 1, total)
+    return latents

@@ -1,0 +1,341 @@
+"""Stage-2 sequence UNet (paper §3.2 "2D-to-3D Model Inflation", §3.3 motion field, §3.4 SAM).
+
+The image UNet runs on every frame (frames folded into the batch, so a 3x3 conv is a 1x3x3 conv);
+each spatial transformer is followed by sequential attention (SA) across frames; its self-attention
+becomes key-frame attention (KA) followed by motion-field attention (MFA); motion features are
+concatenated to the noisy latents. New parts start as identities: SA's output projection, MFA's
+gate and conv_in's motion weights are zero, KA reuses the self-attention weights.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Callable
+from dataclasses import asdict
+from typing import Any
+
+import torch
+from diffusers.configuration_utils import ConfigMixin, register_to_config
+from diffusers.models.modeling_outputs import Transformer2DModelOutput
+from diffusers.models.modeling_utils import ModelMixin
+from diffusers.models.transformers.transformer_2d import Transformer2DModel
+from diffusers.models.transformers.transformer_temporal import TransformerTemporalModel
+from diffusers.models.unets.unet_2d_condition import UNet2DConditionModel
+from torch import nn
+
+from generator.attention import (
+    FrameContext,
+    SequenceSelfAttnProcessor,
+    SpatialSelfAttnProcessor,
+    check_plain_attention,
+)
+from generator.config import SequenceUNetConfig, config_from_values
+from generator.image_unet import (
+    ImageUNet,
+    check_text_tokens,
+    check_tokens,
+    has_image_branch,
+    install_cross_attention,
+    resolve_class_labels,
+    set_processor,
+)
+from generator.motion_encoder import MotionConcatConvIn, MotionEncoder
+from generator.pathways import PathwayIndex, straight_pathways
+
+# Parameters a 2D checkpoint does not have: SA, MFA gates, conv_in's motion weights, motion encoder.
+_NEW_PARAMETER = re.compile(r"\.sequential\.|\.processor\.mfa_gate$|^conv_in\.motion_weight$")
+_SPATIAL_TRANSFORMER = re.compile(r"^((?:down_blocks|up_blocks)\.\d+|mid_block)\.attentions\.(\d+)\.")
+
+
+def sequential_attention(
+    spatial: Transformer2DModel, num_layers: int, norm_num_groups: int
+) -> TransformerTemporalModel:
+    """SA (§3.2, Fig. 5a): every latent position attends across frames; no positional encoding.
+    The output projection is zero so the block starts as the identity (its residual)."""
+    attention = TransformerTemporalModel(
+        num_attention_heads=spatial.num_attention_heads,
+        attention_head_dim=spatial.attention_head_dim,
+        in_channels=spatial.in_channels,
+        num_layers=num_layers,
+        norm_num_groups=norm_num_groups,
+        double_self_attention=False,
+    )
+    nn.init.zeros_(attention.proj_out.weight)
+    nn.init.zeros_(attention.proj_out.bias)
+    return attention
+
+
+class SpatioSequentialTransformer(nn.Module):
+    """A spatial transformer run per frame, then sequential attention across frames (when enabled).
+
+    Called by diffusers' UNet blocks exactly like the `Transformer2DModel` it wraps; the number of
+    frames comes from ``cross_attention_kwargs["frame_context"]``.
+    """
+
+    _gradient_checkpointing_func: Callable[..., Any]  # set by ModelMixin.enable_gradient_checkpointing
+
+    def __init__(self, spatial: Transformer2DModel, sequential: TransformerTemporalModel | None) -> None:
+        super().__init__()
+        self.spatial = spatial
+        self.sequential = sequential
+        self.gradient_checkpointing = False
+
+    def forward(
+        self,
+        hidden_states: torch.Tensor,
+        encoder_hidden_states: torch.Tensor | None = None,
+        cross_attention_kwargs: dict[str, Any] | None = None,
+        attention_mask: torch.Tensor | None = None,
+        encoder_attention_mask: torch.Tensor | None = None,
+        return_dict: bool = True,
+    ) -> Transformer2DModelOutput | tuple[torch.Tensor]:
+        hidden_states = self.spatial(
+            hidden_states,
+            encoder_hidden_states=encoder_hidden_states,
+            cross_attention_kwargs=cross_attention_kwargs,
+            attention_mask=attention_mask,
+            encoder_attention_mask=encoder_attention_mask,
+            return_dict=False,
+        )[0]
+        if self.sequential is not None:
+            context: FrameContext = (cross_attention_kwargs or {})["frame_context"]
+            sequential = functools.partial(self.sequential, num_frames=context.num_frames, return_dict=False)
+            if torch.is_grad_enabled() and self.gradient_checkpointing:
+                hidden_states = self._gradient_checkpointing_func(sequential, hidden_states)[0]
+            else:
+                hidden_states = sequential(hidden_states)[0]
+        return Transformer2DModelOutput(sample=hidden_states) if return_dict else (hidden_states,)
+
+
+class SequenceUNet(ModelMixin, ConfigMixin):  # type: ignore[misc]
+    """The inflated UNet. Build it from a stage-1 model with `from_image_unet`; `save_pretrained` /
+    `from_pretrained` store the 2D UNet's config (``unet_config``) and the `SequenceUNetConfig` fields."""
+
+    _supports_gradient_checkpointing = True
+    unet: UNet2DConditionModel
+
+    @register_to_config
+    def __init__(
+        self,
+        unet_config: dict[str, Any],
+        use_sa: bool = True,
+        use_ka: bool = True,
+        use_mfa: bool = True,
+        use_motion: bool = True,
+        use_text: bool = True,
+        use_image_prior: bool = True,
+        use_class: bool = True,
+        sa_num_layers: int = 1,
+        motion_embedding_channels: int = 320,
+        motion_block_out_channels: tuple[int, ...] = (16, 32, 96, 256),
+        motion_scale_px: float = 8.0,
+    ) -> None:
+        super().__init__()
+        settings = self.settings
+        if use_class != (unet_config.get("num_class_embeds") is not None):
+            raise ValueError("unet_config.num_class_embeds must be set exactly when use_class=True")
+        self.unet = UNet2DConditionModel(**unet_config)
+        self._install_attention(settings)
+        self.motion_encoder: MotionEncoder | None = None
+        if use_motion:
+            self.motion_encoder = MotionEncoder(
+                motion_embedding_channels, settings.motion_block_out_channels, motion_scale_px
+            )
+            self.unet.conv_in = MotionConcatConvIn(self.unet.conv_in, motion_embedding_channels)
+
+    @property
+    def settings(self) -> SequenceUNetConfig:
+        return config_from_values(SequenceUNetConfig, self.config)
+
+    def _install_attention(self, settings: SequenceUNetConfig) -> None:
+        # MFA runs at the full latent resolution only: the first down block and the last up block.
+        full_resolution = ("down_blocks.0.", f"up_blocks.{len(self.unet.up_blocks) - 1}.")
+        for name, module in list(self.unet.named_modules()):
+            if not isinstance(module, Transformer2DModel):
+                continue
+            mfa = settings.use_mfa and name.startswith(full_resolution)
+            for block in module.transformer_blocks:
+                check_plain_attention(block.attn1)
+                if settings.use_ka or mfa:
+                    set_processor(block.attn1, SequenceSelfAttnProcessor(settings.use_ka, mfa))
+                else:
+                    set_processor(block.attn1, SpatialSelfAttnProcessor())
+            sequential = (
+                sequential_attention(module, settings.sa_num_layers, self.unet.config["norm_num_groups"])
+                if settings.use_sa
+                else None
+            )
+            parent_name, index = name.rsplit(".", 1)
+            siblings = self.unet.get_submodule(parent_name)
+            assert isinstance(siblings, nn.ModuleList)
+            siblings[int(index)] = SpatioSequentialTransformer(module, sequential)
+        install_cross_attention(self.unet, image_branch=settings.use_image_prior)
+
+    def spatio_sequential_transformers(self) -> list[SpatioSequentialTransformer]:
+        return [m for m in self.unet.modules() if isinstance(m, SpatioSequentialTransformer)]
+
+    @classmethod
+    def from_image_unet(
+        cls, image_unet: UNet2DConditionModel | ImageUNet, cfg: SequenceUNetConfig
+    ) -> SequenceUNet:
+        """Inflate a stage-1 UNet: copy all its weights, add SA / KA / MFA / motion as identities."""
+        unet2d = image_unet.unet if isinstance(image_unet, ImageUNet) else image_unet
+        if not isinstance(unet2d, UNet2DConditionModel):
+            raise TypeError(
+                f"image_unet must be an ImageUNet or UNet2DConditionModel, got {type(image_unet)}"
+            )
+        if cfg.use_image_prior and not has_image_branch(unet2d):
+            raise ValueError("use_image_prior=True but the image UNet has no image-prior branch")
+        if cfg.use_class and unet2d.config["num_class_embeds"] is None:
+            raise ValueError("use_class=True but the image UNet has no class embedding")
+        unet_config = {k: v for k, v in unet2d.config.items() if not k.startswith("_")}
+        if not cfg.use_class:
+            unet_config["num_class_embeds"] = None
+        model = cls(unet_config=unet_config, **asdict(cfg))
+        model.load_image_unet_weights(unet2d)
+        model.to(unet2d.device)
+        return model if model.dtype == unet2d.dtype else model.to(unet2d.dtype)
+
+    def load_image_unet_weights(self, unet2d: UNet2DConditionModel) -> None:
+        """Load every 2D weight into its inflated place; only the new stage-2 parameters stay as built."""
+        settings = self.settings
+        state = {}
+        for key, value in unet2d.state_dict().items():
+            if key.startswith("class_embedding.") and not settings.use_class:
+                continue
+            if re.search(r"\.processor\.to_[kv]_img\.", key) and not settings.use_image_prior:
+                continue
+            state[_SPATIAL_TRANSFORMER.sub(r"\1.attentions.\2.spatial.", key, count=1)] = value
+        missing, unexpected = self.unet.load_state_dict(state, strict=False)
+        not_new = [k for k in missing if not _NEW_PARAMETER.search(k)]
+        if unexpected or not_new:
+            raise ValueError(
+                f"image UNet does not match the inflated UNet: missing {not_new}, unexpected {unexpected}"
+            )
+
+    def trainable_parameters_stage2(self) -> list[nn.Parameter]:
+        """Stage-2 trainables (§4.1): SA, KA/MFA (attn1 projections + MFA gates), the motion encoder with
+        conv_in's motion weights, and the query projections of the cross-attentions. The rest is frozen."""
+        settings = self.settings
+        params: list[nn.Parameter] = []
+        for transformer in self.spatio_sequential_transformers():
+            if transformer.sequential is not None:
+                params += transformer.sequential.parameters()
+            for block in transformer.spatial.transformer_blocks:
+                if isinstance(block.attn1.processor, SequenceSelfAttnProcessor):
+                    for projection in (
+                        block.attn1.to_q,
+                        block.attn1.to_k,
+                        block.attn1.to_v,
+                        block.attn1.to_out,
+                    ):
+                        params += projection.parameters()
+                    params += block.attn1.processor.parameters()
+                if settings.use_text or settings.use_image_prior:
+                    params += block.attn2.to_q.parameters()
+        if self.motion_encoder is not None:
+            assert isinstance(self.unet.conv_in, MotionConcatConvIn)
+            params += self.motion_encoder.parameters()
+            params.append(self.unet.conv_in.motion_weight)
+        return params
+
+    def freeze_for_stage2(self) -> list[nn.Parameter]:
+        """Set requires_grad on exactly the stage-2 trainables; returns them (for the optimiser)."""
+        self.requires_grad_(False)
+        trainable = self.trainable_parameters_stage2()
+        for param in trainable:
+            param.requires_grad_(True)
+        return trainable
+
+    def forward(
+        self,
+        sample: torch.Tensor,
+        timestep: torch.Tensor | int,
+        text_tokens: torch.Tensor | None = None,
+        class_labels: torch.Tensor | None = None,
+        image_prior_tokens: torch.Tensor | None = None,
+        motion_field: torch.Tensor | None = None,
+        pathways: torch.Tensor | list[torch.Tensor | None] | None = None,
+    ) -> torch.Tensor:
+        """Predict noise for a batch of clips.
+
+        sample (B, 4, F, h, w); timestep scalar or (B,); text_tokens (B, L, D) (required unless
+        use_text=False; the null text is the encoder's output for ""); class_labels (B,) long, None =
+        null class; image_prior_tokens (B, N, D) from the first frame, serving every frame, None = no
+        image prior; motion_field (B, F, 2, H, W) pixels with H = h * 8, None = zero motion; pathways
+        from `sample_pathways` per clip, as a (B, P, F) tensor or a list of (P_i, F) tensors / None,
+        None = straight pathways (the null motion). Returns (B, 4, F, h, w).
+        """
+        settings = self.settings
+        if sample.ndim != 5:
+            raise ValueError(f"sample must have shape (B, C, F, h, w), got {tuple(sample.shape)}")
+        batch, channels, frames, h, w = sample.shape
+        dim = self.unet.config["cross_attention_dim"]
+        check_text_tokens(text_tokens, settings.use_text, batch, dim)
+        check_tokens("image_prior_tokens", image_prior_tokens, batch, dim)
+        labels = resolve_class_labels(self.unet, class_labels, batch, sample.device)
+        latents = sample.permute(0, 2, 1, 3, 4).reshape(batch * frames, channels, h, w)
+        if self.motion_encoder is not None:
+            latents = torch.cat(
+                [latents, self._motion_features(motion_field, batch, frames, h, w, sample)], dim=1
+            )
+        elif motion_field is not None:
+            raise ValueError("motion_field given but the model was built with use_motion=False")
+        timestep = torch.as_tensor(timestep, device=sample.device)
+        if timestep.ndim == 1:
+            if timestep.shape[0] != batch:
+                raise ValueError(
+                    f"timestep must be a scalar or have shape ({batch},), got {tuple(timestep.shape)}"
+                )
+            timestep = timestep.repeat_interleave(frames)
+        context = FrameContext(
+            num_frames=frames, pathways=self._pathway_index(pathways, batch, frames, h, w, sample.device)
+        )
+
+        def per_frame(x: torch.Tensor | None) -> torch.Tensor | None:
+            return None if x is None else x.repeat_interleave(frames, dim=0)
+
+        out = self.unet(
+            latents,
+            timestep,
+            encoder_hidden_states=per_frame(text_tokens),
+            class_labels=per_frame(labels),
+            cross_attention_kwargs={
+                "frame_context": context,
+                "image_prior_tokens": per_frame(image_prior_tokens),
+            },
+        ).sample
+        return out.reshape(batch, frames, -1, h, w).permute(0, 2, 1, 3, 4)
+
+    def _motion_features(
+        self, motion_field: torch.Tensor | None, batch: int, frames: int, h: int, w: int, sample: torch.Tensor
+    ) -> torch.Tensor:
+        """Motion-encoder features (B*F, k, h, w); a missing field is zero motion."""
+        assert self.motion_encoder is not None
+        scale = self.motion_encoder.downsampling
+        shape = (batch, frames, 2, h * scale, w * scale)
+        if motion_field is None:
+            motion_field = sample.new_zeros(shape)
+        elif tuple(motion_field.shape) != shape:
+            raise ValueError(f"motion_field must have shape {shape}, got {tuple(motion_field.shape)}")
+        return self.motion_encoder(motion_field).to(sample.dtype)
+
+    def _pathway_index(
+        self,
+        pathways: torch.Tensor | list[torch.Tensor | None] | None,
+        batch: int,
+        frames: int,
+        h: int,
+        w: int,
+        device: torch.device,
+    ) -> PathwayIndex | None:
+        if not self.settings.use_mfa:
+            if pathways is not None:
+                raise ValueError("pathways given but the model was built with use_mfa=False")
+            return None
+        if pathways is None:
+            pathways = [straight_pathways(frames, h, w)] * batch
+        if len(pathways) != batch:
+            raise ValueError(f"pathways must hold one entry per clip ({batch}), got {len(pathways)}")
+        return PathwayIndex.build(pathways, frames, h, w, device)

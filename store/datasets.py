@@ -1,0 +1,189 @@
+"""Registering a data build's TRAINING clips as condition sources (`banks_from`); test clips never enter."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import uuid
+import zipfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, ValidationError
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from store.assets import npy_bytes, stage_asset
+from store.audit import append_event
+from store.models import AssetKind, Dataset, DatasetClip
+from store.unit_of_work import StagedObjects
+
+MotionExtractor = Callable[[np.ndarray], np.ndarray]
+
+
+class ManifestLine(BaseModel):
+    """One line of `manifest.jsonl` (docs/contracts.md, ingest/); fields the service does not use are ignored."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    clip_id: str
+    path: str
+    sha256: str
+    class_name: str
+    class_index: int
+    text: str | None = None
+    split: Literal["train", "test"]
+
+
+def read_manifest(manifest_path: Path) -> list[ManifestLine]:
+    lines: list[ManifestLine] = []
+    for number, raw in enumerate(manifest_path.read_text().splitlines(), start=1):
+        if not raw.strip():
+            continue
+        try:
+            lines.append(ManifestLine.model_validate(json.loads(raw)))
+        except (json.JSONDecodeError, ValidationError) as exc:
+            raise ValueError(f"manifest line {number}: {exc}") from exc
+    if not lines:
+        raise ValueError(f"manifest: {manifest_path} has no clips")
+    return lines
+
+
+def class_names_of(lines: list[ManifestLine]) -> list[str]:
+    names: dict[int, str] = {}
+    for line in lines:
+        if names.setdefault(line.class_index, line.class_name) != line.class_name:
+            raise ValueError(
+                f"manifest: class_index {line.class_index} names both {names[line.class_index]!r} "
+                f"and {line.class_name!r}"
+            )
+    if sorted(names) != list(range(len(names))):
+        raise ValueError(f"manifest: class indices {sorted(names)} are not 0..{len(names) - 1}")
+    return [names[i] for i in range(len(names))]
+
+
+def _inside(root: Path, relative: str, field: str) -> Path:
+    path = (root / relative).resolve()
+    if not path.is_relative_to(root.resolve()):
+        raise ValueError(f"{field}: {relative!r} points outside the data folder")
+    return path
+
+
+def _clip_frames(data: bytes, clip_id: str) -> np.ndarray:
+    with np.load(io.BytesIO(data), allow_pickle=False) as npz:
+        frames = npz["frames"]
+    if frames.dtype != np.uint8 or frames.ndim != 3:
+        raise ValueError(f"clip {clip_id}: frames must be uint8 (F, H, W), got {frames.dtype} {frames.shape}")
+    return frames
+
+
+def _motion_field(root: Path, line: ManifestLine, frames: np.ndarray, extract: MotionExtractor) -> np.ndarray:
+    cached = root / "motion" / f"{line.clip_id}.npz"
+    if cached.is_file():
+        with np.load(cached, allow_pickle=False) as npz:
+            field = npz["field"]
+    else:
+        field = extract(frames)
+    expected = (frames.shape[0], 2, frames.shape[1], frames.shape[2])
+    if field.shape != expected:
+        raise ValueError(f"clip {line.clip_id}: motion field shape {field.shape}, expected {expected}")
+    return field.astype(np.float32)
+
+
+def register_dataset(
+    session: Session,
+    staged: StagedObjects,
+    *,
+    project_id: uuid.UUID,
+    name: str,
+    manifest_path: Path,
+    extract_motion: MotionExtractor,
+) -> Dataset:
+    """Stage one image-prior asset (first frame) and one reference-clip asset (motion field) per training clip.
+
+    Commit through `store.unit_of_work.unit_of_work`, which also removes the objects if anything fails.
+    """
+    if session.scalar(select(Dataset).where(Dataset.project_id == project_id, Dataset.name == name)):
+        raise ValueError(f"name: dataset {name!r} already exists in this project")
+    root = manifest_path.parent
+    lines = read_manifest(manifest_path)
+    dataset = Dataset(
+        project_id=project_id,
+        name=name,
+        manifest_sha256=hashlib.sha256(manifest_path.read_bytes()).hexdigest(),
+        class_names=class_names_of(lines),
+    )
+    session.add(dataset)
+    for line in (line for line in lines if line.split == "train"):
+        clip_bytes = _inside(root, line.path, f"clip {line.clip_id} path").read_bytes()
+        if hashlib.sha256(clip_bytes).hexdigest() != line.sha256:
+            raise ValueError(f"clip {line.clip_id}: file SHA-256 does not match the manifest")
+        frames = _clip_frames(clip_bytes, line.clip_id)
+        first_frame = frames[0]
+        prior = stage_asset(
+            session,
+            staged,
+            project_id=project_id,
+            kind=AssetKind.image_prior,
+            original=npy_bytes(first_frame),
+            media_type="application/x-npy",
+            filename=f"{line.clip_id}-frame0.npy",
+            array=first_frame,
+        )
+        motion = stage_asset(
+            session,
+            staged,
+            project_id=project_id,
+            kind=AssetKind.reference_clip,
+            original=clip_bytes,
+            media_type="application/x-npz",
+            filename=Path(line.path).name,
+            array=_motion_field(root, line, frames, extract_motion),
+        )
+        dataset.clips.append(
+            DatasetClip(
+                clip_id=line.clip_id,
+                sha256=line.sha256,
+                class_name=line.class_name,
+                class_index=line.class_index,
+                text=line.text,
+                image_prior_asset_id=prior.id,
+                motion_asset_id=motion.id,
+            )
+        )
+    if not dataset.clips:
+        raise ValueError(f"manifest: {manifest_path} has no training clips")
+    session.flush()
+    append_event(
+        session,
+        project_id,
+        "dataset.registered",
+        {
+            "dataset_id": str(dataset.id),
+            "name": name,
+            "manifest_sha256": dataset.manifest_sha256,
+            "training_clips": len(dataset.clips),
+        },
+    )
+    return dataset
+
+
+def extract_dataset_archive(archive: bytes, destination: Path, max_bytes: int) -> Path:
+    """Unpack an uploaded dataset ZIP (manifest.jsonl + clips + motion cache); returns the manifest path."""
+    with zipfile.ZipFile(io.BytesIO(archive)) as zf:
+        members = zf.infolist()
+        if sum(m.file_size for m in members) > max_bytes:
+            raise ValueError(f"file: archive unpacks to more than {max_bytes} bytes")
+        for member in members:
+            if member.is_dir():
+                continue
+            target = _inside(destination, member.filename, "file member")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(zf.read(member))
+    manifests = sorted(destination.rglob("manifest.jsonl"), key=lambda p: len(p.parts))
+    if not manifests:
+        raise ValueError("file: archive has no manifest.jsonl")
+    return manifests[0]

@@ -1,0 +1,76 @@
+"""The provenance record of a clip: model, every condition with its checksum, seed, sampler, filter, object."""
+
+from __future__ import annotations
+
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from store.models import Asset, Clip, Job
+
+SOFTWARE_NAME = "ctrlgenaug"
+
+
+def software_version() -> str:
+    try:
+        return version(SOFTWARE_NAME)
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def _asset_record(asset: Asset | None) -> dict[str, Any] | None:
+    if asset is None:
+        return None
+    return {
+        "asset_id": str(asset.id),
+        "sha256": asset.sha256,
+        "media_type": asset.media_type,
+        "filename": asset.filename,
+        "shape": asset.shape,
+    }
+
+
+def clip_provenance(session: Session, clip: Clip) -> dict[str, Any]:
+    job = session.get_one(Job, clip.job_id)
+    bank = clip.bank
+    model = job.model
+    return {
+        "clip": {
+            "id": str(clip.id),
+            "object_key": clip.object_key,
+            "sha256": clip.sha256,
+            "size_bytes": clip.size_bytes,
+            "preview_key": clip.preview_key,
+            "created_at": clip.created_at.isoformat(),
+            "updated_at": clip.updated_at.isoformat(),
+        },
+        "job": {"id": str(job.id), "seed": job.seed, "created_at": job.created_at.isoformat()},
+        "model": {"name": model.name, "version": model.version, "checksum": model.checksum},
+        "bank": {
+            "index": bank.index,
+            "index_in_bank": clip.index_in_bank,
+            "source_clip_id": bank.source_clip_id,
+        },
+        "conditions": {
+            "class_label": None
+            if bank.class_label is None
+            else {"name": bank.class_label, "index": bank.class_index},
+            "text": bank.text,
+            "image_prior": _asset_record(bank.image_prior_asset),
+            "motion": _asset_record(bank.motion_asset),
+        },
+        "seed": clip.seed,
+        "sampler": job.sampler,
+        "filter": {
+            "settings": job.filter_settings,
+            "band": None if job.band_low is None else [job.band_low, job.band_high],
+            "kept": clip.kept,
+            "reason": clip.reason,
+            "loss": clip.loss,
+            "group_threshold": clip.group_threshold,
+            "vae_seq": clip.vae_seq,
+            "theta": clip.theta,
+        },
+        "software": {"name": SOFTWARE_NAME, "version": software_version()},
+    }

@@ -1,0 +1,90 @@
+"""Registering a generator model directory: its card (`ctrlgenaug_model.json`) and its checksum."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+from pydantic import BaseModel, Field, ValidationError
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from store.models import ModelRecord
+
+MODEL_CARD = "ctrlgenaug_model.json"
+CONDITION_NAMES = ("class_label", "text", "image_prior", "motion_field")
+
+
+class ModelCard(BaseModel):
+    name: str = Field(min_length=1, max_length=100)
+    version: str = Field(min_length=1, max_length=50)
+    class_names: list[str] = Field(min_length=1)
+    num_frames: int = Field(gt=0)
+    height: int = Field(gt=0)
+    width: int = Field(gt=0)
+    conditions: list[str]
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        while chunk := fh.read(1024 * 1024):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def model_checksum(model_dir: Path) -> str:
+    """SHA-256 over the sorted `<file sha256>  <relative path>\\n` lines (sha256sum format) of every file."""
+    lines = sorted(
+        (path.relative_to(model_dir).as_posix(), file_sha256(path))
+        for path in model_dir.rglob("*")
+        if path.is_file()
+    )
+    listing = "".join(f"{sha}  {rel}\n" for rel, sha in lines)
+    return hashlib.sha256(listing.encode()).hexdigest()
+
+
+def read_model_card(model_dir: Path) -> ModelCard:
+    card_path = model_dir / MODEL_CARD
+    if not card_path.is_file():
+        raise ValueError(f"model_dir: {model_dir} has no {MODEL_CARD}")
+    try:
+        card = ModelCard.model_validate(json.loads(card_path.read_text()))
+    except (json.JSONDecodeError, ValidationError) as exc:
+        raise ValueError(f"{MODEL_CARD}: {exc}") from exc
+    unknown = sorted(set(card.conditions) - set(CONDITION_NAMES))
+    if unknown:
+        raise ValueError(f"{MODEL_CARD}: conditions {unknown} are not among {list(CONDITION_NAMES)}")
+    return card
+
+
+def register_model(session: Session, model_dir: Path) -> ModelRecord:
+    """Add the model (idempotent for the same files); a different checksum under a used name+version fails."""
+    model_dir = Path(model_dir).resolve()
+    card = read_model_card(model_dir)
+    checksum = model_checksum(model_dir)
+    existing = session.scalar(
+        select(ModelRecord).where(ModelRecord.name == card.name, ModelRecord.version == card.version)
+    )
+    if existing is not None:
+        if existing.checksum != checksum:
+            raise ValueError(
+                f"model: {card.name} {card.version} is registered with checksum {existing.checksum[:12]}…, "
+                f"these files have {checksum[:12]}…; bump the version"
+            )
+        existing.path = str(model_dir)
+        return existing
+    record = ModelRecord(path=str(model_dir), checksum=checksum, **card.model_dump())
+    session.add(record)
+    session.flush()
+    return record
+
+
+def find_model(session: Session, reference: str) -> ModelRecord | None:
+    """`name` (latest registered version) or `name:version`."""
+    name, _, version = reference.partition(":")
+    query = select(ModelRecord).where(ModelRecord.name == name)
+    if version:
+        query = query.where(ModelRecord.version == version)
+    return session.scalar(query.order_by(ModelRecord.registered_at.desc()).limit(1))

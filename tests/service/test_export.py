@@ -1,0 +1,152 @@
+"""The job's database: streamed ZIP with manifest.csv + croissant.json, download, verify (and tamper)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import uuid
+import zipfile
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+from service_files import write_clips_as_the_worker_does
+from sqlalchemy.orm import Session, sessionmaker
+from typer.testing import CliRunner
+
+from cli.main import app as cli_app
+from store.export import export_database, verify_database_zip
+from store.models import Job
+from store.objects import S3ObjectStore
+
+
+@pytest.fixture
+def exported(
+    client: TestClient,
+    make_key: Callable[[str], dict[str, str]],
+    tiny_model: str,
+    sessions: sessionmaker[Session],
+    s3_store: S3ObjectStore,
+) -> tuple[dict[str, str], str]:
+    headers = make_key("export")
+    body = {"model": tiny_model, "banks": [{"class_label": "class_0", "samples": 3}, {"text": "t", "samples": 2}]}
+    job_id = client.post("/v1/jobs", headers=headers, json=body).json()["id"]
+    write_clips_as_the_worker_does(sessions, s3_store, job_id, [True, False, True, True, False])
+    with sessions() as session:
+        export_database(session, s3_store, session.get_one(Job, uuid.UUID(job_id)))
+        session.commit()
+    return headers, job_id
+
+
+def download(client: TestClient, headers: dict[str, str], job_id: str, path: Path) -> Path:
+    response = client.get(f"/v1/jobs/{job_id}/database", headers=headers)
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"] == "application/zip"
+    path.write_bytes(response.content)
+    return path
+
+
+def test_zip_holds_kept_clips_manifest_and_croissant(
+    client: TestClient, exported: tuple[dict[str, str], str], tmp_path: Path
+) -> None:
+    headers, job_id = exported
+    path = download(client, headers, job_id, tmp_path / "db.zip")
+    with zipfile.ZipFile(path) as archive:
+        names = sorted(archive.namelist())
+        rows = list(csv.DictReader(io.StringIO(archive.read("manifest.csv").decode())))
+        croissant = json.loads(archive.read("croissant.json"))
+    assert names == [
+        "clips/bank-0000/clip-0000.npz", "clips/bank-0000/clip-0002.npz", "clips/bank-0001/clip-0000.npz",
+        "croissant.json", "manifest.csv",
+        "previews/bank-0000/clip-0000.gif", "previews/bank-0000/clip-0002.gif", "previews/bank-0001/clip-0000.gif",
+    ]
+    assert [(r["class"], r["bank"], r["index_in_bank"]) for r in rows] == [
+        ("class_0", "0", "0"), ("class_0", "0", "2"), ("", "1", "0"),
+    ]
+    assert croissant["@type"] == "sc:Dataset"
+    assert croissant["conformsTo"] == "http://mlcommons.org/croissant/1.0"
+    assert croissant["@context"]["cr"] == "http://mlcommons.org/croissant/"
+    assert croissant["ctrlgenaug:filterSettings"]["similarity_threshold"] == 0.98
+    assert croissant["ctrlgenaug:consistencyBand"] == [0.8, 0.95]
+    records = croissant["recordSet"][0]["data"]
+    assert [r["clips/sha256"] for r in records] == [r["sha256"] for r in rows]
+    assert verify_database_zip(path).ok
+
+
+def test_verify_detects_a_modified_file(
+    client: TestClient, exported: tuple[dict[str, str], str], tmp_path: Path
+) -> None:
+    headers, job_id = exported
+    original = download(client, headers, job_id, tmp_path / "db.zip")
+    tampered = tmp_path / "tampered.zip"
+    with zipfile.ZipFile(original) as src, zipfile.ZipFile(tampered, "w") as dst:
+        for info in src.infolist():
+            data = src.read(info)
+            if info.filename == "clips/bank-0000/clip-0002.npz":
+                data = data[:-1] + bytes([data[-1] ^ 1])
+            dst.writestr(info, data)
+    report = verify_database_zip(tampered)
+    assert not report.ok
+    assert len(report.errors) == 1
+    assert report.errors[0].startswith("clips/bank-0000/clip-0002.npz: SHA-256 ")
+    assert "does not match the manifest's" in report.errors[0]
+    result = CliRunner().invoke(cli_app, ["verify", str(tampered)])
+    assert result.exit_code == 1 and "clip-0002.npz" in result.output
+
+
+def test_verify_against_the_service_provenance(
+    client: TestClient, exported: tuple[dict[str, str], str], tmp_path: Path
+) -> None:
+    headers, job_id = exported
+    path = download(client, headers, job_id, tmp_path / "db.zip")
+
+    def lookup(clip_id: str) -> dict | None:  # type: ignore[type-arg]
+        response = client.get(f"/v1/clips/{clip_id}", headers=headers)
+        return response.json()["provenance"] if response.status_code == 200 else None
+
+    report = verify_database_zip(path, lookup)
+    assert report.ok and report.files_checked == 3
+    assert not verify_database_zip(path, lambda clip_id: None).ok
+
+
+def test_presigned_database_url_downloads_the_same_bytes(
+    client: TestClient, exported: tuple[dict[str, str], str]
+) -> None:
+    headers, job_id = exported
+    streamed = client.get(f"/v1/jobs/{job_id}/database", headers=headers).content
+    link = client.get(f"/v1/jobs/{job_id}/database", headers=headers, params={"presigned": 1}).json()
+    assert link["size_bytes"] == len(streamed) and link["expires_in"] == 3600
+    assert httpx.get(link["url"]).content == streamed
+
+
+def test_clip_provenance_and_clip_pages(client: TestClient, exported: tuple[dict[str, str], str]) -> None:
+    headers, job_id = exported
+    first = client.get(f"/v1/jobs/{job_id}/clips", headers=headers, params={"limit": 3}).json()
+    rest = client.get(f"/v1/jobs/{job_id}/clips", headers=headers, params={"cursor": first["next_cursor"]}).json()
+    clips = first["items"] + rest["items"]
+    assert [(c["bank_index"], c["index_in_bank"]) for c in clips] == [(0, 0), (0, 1), (0, 2), (1, 0), (1, 1)]
+    assert rest["next_cursor"] is None
+    dropped = client.get(f"/v1/jobs/{job_id}/clips", headers=headers, params={"kept": False}).json()["items"]
+    assert [(c["reason"], c["kept"]) for c in dropped] == [("duplicate", False), ("duplicate", False)]
+    detail = client.get(f"/v1/clips/{clips[0]['id']}", headers=headers).json()
+    provenance = detail["provenance"]
+    assert provenance["model"]["name"] == "tiny-ctrlgenaug" and len(provenance["model"]["checksum"]) == 64
+    assert provenance["conditions"]["class_label"] == {"name": "class_0", "index": 0}
+    assert provenance["conditions"]["image_prior"] is None
+    assert provenance["seed"] == clips[0]["seed"]
+    assert provenance["sampler"]["name"] == "ddim" and provenance["filter"]["band"] == [0.8, 0.95]
+    assert provenance["clip"]["sha256"] == clips[0]["sha256"]
+    assert httpx.get(detail["preview_url"]).content.startswith(b"GIF89a")
+    assert httpx.get(detail["download_url"]).status_code == 200
+
+
+def test_database_before_export_is_a_conflict(
+    client: TestClient, make_key: Callable[[str], dict[str, str]], tiny_model: str
+) -> None:
+    headers = make_key("early")
+    job_id = client.post("/v1/jobs", headers=headers, json={"model": tiny_model, "banks": [{"samples": 1}]}).json()["id"]
+    response = client.get(f"/v1/jobs/{job_id}/database", headers=headers)
+    assert response.status_code == 409 and "not exported yet (job is queued)" in response.json()["detail"][0]["msg"]

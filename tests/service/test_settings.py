@@ -1,0 +1,34 @@
+"""Settings: environment prefix, embedded defaults under the data dir, no default secret outside development."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from store.settings import Settings
+
+
+def test_embedded_defaults_live_under_the_data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CTRLGENAUG_DATA_DIR", str(tmp_path))
+    settings = Settings()
+    assert settings.resolved_database_url == f"sqlite:///{tmp_path.resolve() / 'ctrlgenaug.db'}"
+    assert settings.resolved_broker_url == f"sqla+sqlite:///{tmp_path.resolve() / 'broker.db'}"
+    assert settings.objects_dir == tmp_path / "objects"
+    assert settings.s3_endpoint is None
+
+
+def test_environment_variables_override(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CTRLGENAUG_MAX_UPLOAD_BYTES", "1234")
+    monkeypatch.setenv("CTRLGENAUG_DATABASE_URL", "postgresql+psycopg://u@h/db")
+    settings = Settings()
+    assert settings.max_upload_bytes == 1234
+    assert settings.resolved_database_url == "postgresql+psycopg://u@h/db"
+
+
+def test_default_secret_refused_outside_development() -> None:
+    with pytest.raises(ValidationError, match="secret_key"):
+        Settings(environment="production")
+    assert Settings(environment="production", secret_key="s3cr3t").secret_key.get_secret_value() == "s3cr3t"
+    assert Settings(environment="development").environment == "development"

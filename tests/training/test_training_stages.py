@@ -1,0 +1,138 @@
+"""Every stage trains on the tiny echo clip set and lowers its loss on a fixed batch; assemble loads and samples."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+from training_helpers import (
+    classifier_config,
+    fixed_batch_loss,
+    image_config,
+    sequence_config,
+    text_config,
+    vae_config,
+)
+
+from training.config import parse_config
+from training.stages import build_stage, run_stage
+from training.trainer import train
+
+
+def _train_and_measure(config: dict[str, Any]) -> tuple[float, float, Any]:
+    parsed = parse_config(config)
+    run = build_stage(parsed)
+    before = fixed_batch_loss(run)
+    result = train(parsed, run, show_progress=False)
+    return before, fixed_batch_loss(run), result
+
+
+@pytest.fixture(scope="module")
+def stages(clip_set_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """vae -> text -> image -> sequence -> classifier, each trained for a handful of steps."""
+    root = tmp_path_factory.mktemp("runs")
+    out: dict[str, Any] = {"root": root}
+    out["vae"] = _train_and_measure(vae_config(clip_set_dir, root / "vae", steps=12))
+    out["text"] = _train_and_measure(text_config(clip_set_dir, root / "text", steps=30))
+    out["image"] = _train_and_measure(image_config(clip_set_dir, root / "image", root / "vae", root / "text", 15))
+    out["sequence"] = _train_and_measure(sequence_config(clip_set_dir, root / "sequence", root / "image", 15))
+    out["classifier"] = run_stage(parse_config(classifier_config(clip_set_dir, root / "classifier", 6)),
+                                  show_progress=False)
+    return out
+
+
+@pytest.mark.parametrize(
+    ("stage", "component", "ratio"),
+    [("vae", "vae", 0.8), ("text", "text_encoder", 0.85), ("image", "unet", 0.8), ("sequence", "unet", 0.97)],
+)
+def test_stage_lowers_its_loss_and_exports(stages: dict[str, Any], stage: str, component: str, ratio: float) -> None:
+    before, after, result = stages[stage]
+    assert np.isfinite(before) and np.isfinite(after)
+    assert after < ratio * before, f"{stage}: fixed-batch loss {before:.4f} -> {after:.4f}"
+    assert result.steps == {"vae": 12, "text": 30, "image": 15, "sequence": 15}[stage]
+    final = result.final_dir
+    assert (final / component).is_dir() and list((final / component).glob("*.safetensors"))
+    metadata = json.loads((final / "metadata.json").read_text())
+    from ingest.manifest import manifest_checksum
+
+    data_dir = Path(metadata["config"]["data"]["data_dir"])
+    assert metadata["data_manifest_checksum"] == manifest_checksum(data_dir / "manifest.jsonl")
+    assert metadata["step"] == result.steps and metadata["stage"] == stage
+    assert "package_version" in metadata["code_version"]
+    losses = [json.loads(line) for line in (result.output_dir / "losses.jsonl").read_text().splitlines()]
+    assert [entry["step"] for entry in losses] == list(range(1, result.steps + 1))
+
+
+def test_sequence_stage_trains_only_the_stage2_parameters(stages: dict[str, Any]) -> None:
+    from generator.image_unet import ImageUNet
+    from generator.sequence_unet import SequenceUNet
+
+    root = stages["root"]
+    image_unet = ImageUNet.from_pretrained(root / "image" / "final" / "unet")
+    sequence_unet = SequenceUNet.from_pretrained(root / "sequence" / "final" / "unet")
+    reference = SequenceUNet.from_image_unet(image_unet, sequence_unet.settings)
+    trainable = {id(p) for p in reference.trainable_parameters_stage2()}
+    trained = dict(sequence_unet.named_parameters())
+    changed_frozen, changed_trainable = [], 0
+    for name, param in reference.named_parameters():
+        same = torch.equal(param, trained[name])
+        if id(param) in trainable:
+            changed_trainable += not same
+        elif not same:
+            changed_frozen.append(name)
+    assert changed_frozen == []
+    assert changed_trainable > 0
+    summary = json.loads((root / "sequence" / "final" / "metadata.json").read_text())
+    assert 0 < summary["trainable_parameters"] < summary["total_parameters"]
+
+
+def test_classifier_stage_saves_a_loadable_classifier(stages: dict[str, Any]) -> None:
+    from classify.checkpoint import load_classifier
+
+    result = stages["classifier"]
+    losses = [json.loads(line)["loss"] for line in (result.output_dir / "losses.jsonl").read_text().splitlines()]
+    assert len(losses) == 6 and losses[-1] < losses[0]
+    model, meta = load_classifier(result.final_dir / "classifier")
+    assert meta["class_names"] == ["early", "late"] and meta["frames"] == 8 and meta["size"] == 32
+    logits = model(torch.zeros(2, 1, 8, 32, 32))
+    assert logits.shape == (2, 2)
+    metadata = json.loads((result.final_dir / "metadata.json").read_text())
+    assert metadata["clips"] == 5 and metadata["class_counts"] == [3, 2]
+
+
+def test_assemble_writes_a_model_directory_that_samples(stages: dict[str, Any], tmp_path: Path) -> None:
+    from generator.conditions import BankConditions
+    from generator.pipeline import CtrlGenAugPipeline
+    from generator.sampling import SamplerSettings
+    from training.assemble import assemble_model
+
+    root = stages["root"]
+    model_dir, checksum = assemble_model(
+        root / "vae", root / "text", root / "sequence", root / "classifier", tmp_path / "model", "demo", "0.1.0"
+    )
+    for name in ("ctrlgenaug_model.json", "model_index.json", "training_provenance.json"):
+        assert (model_dir / name).is_file()
+    for folder in ("vae", "unet", "text_encoder", "image_encoder", "image_projector", "scheduler", "classifier"):
+        assert (model_dir / folder).is_dir(), folder
+    pipeline = CtrlGenAugPipeline.from_pretrained(model_dir)
+    assert pipeline.checksum() == checksum
+    assert pipeline.info.class_names == ("early", "late") and pipeline.info.num_frames == 8
+    clips = pipeline.sample(
+        [BankConditions(class_index=1, text="apical four-chamber echo, late systole")],
+        seeds=[0],
+        sampler=SamplerSettings(steps=2),
+    )
+    assert clips.shape == (1, 8, 32, 32) and clips.dtype == np.uint8
+
+
+def test_assemble_refuses_another_image_backbone(stages: dict[str, Any], tmp_path: Path) -> None:
+    from training.assemble import AssembleError, assemble_model
+
+    root = stages["root"]
+    with pytest.raises(AssembleError, match="--image-encoder"):
+        assemble_model(root / "vae", root / "text", root / "sequence", root / "classifier", tmp_path / "m", "demo",
+                       "0.1.0", image_encoder_spec="tiny")

@@ -1,0 +1,100 @@
+"""`train vae`: the 1-channel KL autoencoder, loss L1 + KL (1e-6) (+ LPIPS when local weights are given)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from training.config import ConfigError, VAEStageConfig, build_section
+from training.data import FrameDataset, clip_windows, load_clip_set
+from training.trainer import Batch, StageRun
+
+VAE_COMPONENT = "vae"
+
+
+def load_perceptual_loss(path: Path, net: str = "alex") -> nn.Module:
+    """LPIPS (lpips package) with every weight (backbone + linear heads) from one local state-dict file.
+
+    lpips would download its ImageNet backbone; here nothing is fetched: the file must hold the full state.
+    """
+    import lpips
+
+    if not path.is_file():
+        raise ConfigError(f"perceptual_weights_path: {path} is not a file")
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        state = load_file(str(path))
+    else:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    model = lpips.LPIPS(pretrained=False, net=net, pnet_rand=True, verbose=False)
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        raise ConfigError(f"perceptual_weights_path: {path} is not a full LPIPS-{net} state dict: {exc}") from exc
+    return model.requires_grad_(False).eval()
+
+
+class VAEObjective(nn.Module):
+    """Reconstruction L1 + KL weight x KL(q(z|x) || N(0, I)) (+ LPIPS), the authors' VAE loss."""
+
+    def __init__(self, vae: nn.Module, kl_weight: float, perceptual: nn.Module | None, perceptual_weight: float):
+        super().__init__()
+        self.vae = vae
+        self.kl_weight = kl_weight
+        self.perceptual_weight = perceptual_weight
+        self._perceptual = [perceptual] if perceptual is not None else []  # frozen, kept out of the checkpoint
+
+    def forward(self, batch: Batch, generator: torch.Generator) -> dict[str, torch.Tensor]:
+        pixels = batch["pixels"]
+        posterior = self.vae.encode(pixels).latent_dist
+        reconstruction = self.vae.decode(posterior.sample(generator=generator)).sample
+        l1 = (reconstruction - pixels).abs().mean()
+        kl = posterior.kl().mean()
+        loss = l1 + self.kl_weight * kl
+        outputs = {"l1": l1.detach(), "kl": kl.detach()}
+        if self._perceptual:
+            perceptual = self._perceptual[0](reconstruction.repeat(1, 3, 1, 1), pixels.repeat(1, 3, 1, 1)).mean()
+            loss = loss + self.perceptual_weight * perceptual
+            outputs["lpips"] = perceptual.detach()
+        return {"loss": loss, **outputs}
+
+
+def build_vae_for_stage(config: VAEStageConfig) -> Any:
+    from generator.vae import VAEConfig, build_vae
+
+    vae_config = build_section(VAEConfig, config.vae, "vae")
+    if config.init_from is None:
+        return build_vae(vae_config)
+    from generator.sd_loading import load_sd_vae
+
+    if not config.init_from.exists():
+        raise ConfigError(f"init_from: {config.init_from} does not exist")
+    return load_sd_vae(config.init_from, vae_config)
+
+
+def build_vae_stage(config: VAEStageConfig) -> StageRun:
+    clip_set = load_clip_set(config.data)
+    dataset = FrameDataset(clip_set, config.data, clip_windows(clip_set, config.data.num_frames))
+    vae = build_vae_for_stage(config)
+    if config.gradient_checkpointing:
+        vae.enable_gradient_checkpointing()
+    perceptual = None
+    if config.perceptual_weights_path is not None:
+        perceptual = load_perceptual_loss(config.perceptual_weights_path)
+    objective = VAEObjective(vae, config.kl_weight, perceptual, config.perceptual_weight)
+
+    def export(model: nn.Module, directory: Path) -> None:
+        model.vae.save_pretrained(directory / VAE_COMPONENT, safe_serialization=True)
+
+    return StageRun(
+        model=objective,
+        dataset=dataset,
+        export=export,
+        manifest_checksum=clip_set.manifest_checksum,
+        frozen=[perceptual] if perceptual is not None else [],
+        summary={"perceptual_loss": perceptual is not None, "frames": len(dataset)},
+    )
