@@ -110,5 +110,25 @@ def assemble(
     typer.echo(f"model {name} {version} written to {model_dir}; checksum {checksum}")
 
 
+@train_app.command("report")
+def report(
+    runs: Path = typer.Option(..., "--runs", exists=True, file_okay=False,
+                              help="folder holding the vae/text/image/sequence/classifier run folders"),
+    model: Path = typer.Option(..., "--model", exists=True, file_okay=False, help="assembled MODEL_DIR"),
+    data: Path = typer.Option(..., "--data", exists=True, file_okay=False, help="the DATA_DIR trained on"),
+    figures: Path = typer.Option(Path("docs/training"), "--figures", help="where the PNGs go"),
+    markdown: Path = typer.Option(Path("docs/training.md"), "--markdown", help="page whose demo-run section is rewritten"),
+    timings: Path | None = typer.Option(None, "--timings", exists=True, dir_okay=False,
+                                        help="JSON {command: seconds} to quote"),
+) -> None:
+    """Loss curves, a real-vs-generated grid and the run summary (checksums, steps, losses, times)."""
+    import json
+
+    from training.report import write_report
+
+    write_report(runs, model, data, figures, markdown, json.loads(timings.read_text()) if timings else None)
+    typer.echo(f"figures in {figures}; summary in {markdown}")
+
+
 def register(app: typer.Typer) -> None:
     app.add_typer(train_app, name="train")

@@ -43,7 +43,7 @@ from generator.image_unet import (
 from generator.motion_encoder import MotionConcatConvIn, MotionEncoder
 from generator.pathways import PathwayIndex, straight_pathways
 
-# Parameters a 2D checkpoint does not have: SA, MFA gates, conv_in's motion weights, motion encoder.
+# Parameters of the inflated `unet` that a 2D checkpoint lacks: SA, MFA gates, conv_in's motion weights.
 _NEW_PARAMETER = re.compile(r"\.sequential\.|\.processor\.mfa_gate$|^conv_in\.motion_weight$")
 _SPATIAL_TRANSFORMER = re.compile(r"^((?:down_blocks|up_blocks)\.\d+|mid_block)\.attentions\.(\d+)\.")
 
