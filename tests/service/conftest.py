@@ -41,7 +41,13 @@ ENV_NAMES = (
 )
 TEST_SECRET = "test-secret-key-for-the-service-tests"
 
-pytestmark = pytest.mark.services
+SERVICE_TESTS = Path(__file__).resolve().parent
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.path.is_relative_to(SERVICE_TESTS):
+            item.add_marker(pytest.mark.services)
 
 
 def _read_env_file(path: Path) -> dict[str, str]:

@@ -42,7 +42,7 @@ def test_cli_then_app_on_the_same_data_dir(data_dir: Path, tiny_model_dir: Path)
     assert registered.startswith("tiny-ctrlgenaug 0.0.0+seed0 sha256:")
     assert run("models", "register", str(tiny_model_dir)) == registered
 
-    app = create_app(Settings(data_dir=data_dir), extract_motion=lambda frames: frames)
+    app = create_app(Settings(data_dir=data_dir))
     headers = {"Authorization": f"Bearer {key}"}
     with TestClient(app) as client:
         models = client.get("/v1/models").json()
