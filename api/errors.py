@@ -1,4 +1,4 @@
-"""Errors in one shape for every 4xx: `{"detail": [{"loc": [...], "msg": "...", "type": "..."}]}` (FastAPI's)."""
+"""Every 4xx in FastAPI's shape: `{"detail": [{"loc": [...], "msg": "...", "type": "..."}]}`."""
 
 from __future__ import annotations
 

@@ -124,9 +124,9 @@ class JobIn(BaseModel):
     model: str = Field(min_length=1, description="model name (latest version) or name:version")
     banks: list[BankIn] | None = Field(None, min_length=1, max_length=10000)
     banks_from: BanksFromIn | None = None
-    sampler: SamplerIn = Field(default_factory=SamplerIn)
+    sampler: SamplerIn = Field(default_factory=lambda: SamplerIn.model_validate({}))
     seed: int | None = Field(None, ge=0, le=MAX_SEED)
-    filter: FilterIn = Field(default_factory=FilterIn)
+    filter: FilterIn = Field(default_factory=lambda: FilterIn.model_validate({}))
 
     @model_validator(mode="after")
     def _one_bank_source(self) -> JobIn:

@@ -143,7 +143,8 @@ def _decode_dicom(data: bytes, limits: UploadLimits) -> np.ndarray:
     expected = frames * rows * columns * samples * item_bytes
     if not transfer_syntax.is_compressed and len(dataset.PixelData) < expected:
         raise UploadRejected(
-            f"file: truncated DICOM: pixel data holds {len(dataset.PixelData)} bytes, the header needs {expected}"
+            f"file: truncated DICOM: pixel data holds {len(dataset.PixelData)} bytes, "
+            f"the header needs {expected}"
         )
     try:
         pixels = dataset.pixel_array
@@ -166,7 +167,7 @@ def _gunzip(data: bytes, limit: int) -> bytes:
 
 
 def _decode_nifti(data: bytes, limits: UploadLimits) -> np.ndarray:
-    """NIfTI as frames (F, H, W): 2D → one frame, 3D → slices along the last axis, 4D → time at the mid slice."""
+    """NIfTI as frames (F, H, W): 2D → one frame, 3D → slices along the last axis, 4D → time at mid slice."""
     import nibabel as nib
     from nibabel.filebasedimages import ImageFileError
     from nibabel.spatialimages import HeaderDataError
@@ -186,7 +187,8 @@ def _decode_nifti(data: bytes, limits: UploadLimits) -> np.ndarray:
     )
     if needed > len(data):
         raise UploadRejected(
-            f"file: NIfTI header declares shape {shape} needing {needed} bytes, but the file holds {len(data)}"
+            f"file: NIfTI header declares shape {shape} needing {needed} bytes, "
+            f"but the file holds {len(data)}"
         )
     volume = np.asanyarray(image.dataobj)
     if volume.ndim == 2:
@@ -195,7 +197,7 @@ def _decode_nifti(data: bytes, limits: UploadLimits) -> np.ndarray:
         frames = volume.transpose(2, 1, 0)
     else:
         frames = volume[:, :, volume.shape[2] // 2, :].transpose(2, 1, 0)
-    _check_frames(*frames.shape, limits)
+    _check_frames(frames.shape[0], frames.shape[1], frames.shape[2], limits)
     return to_uint8(np.ascontiguousarray(frames))
 
 
@@ -240,7 +242,7 @@ def _array_frames(array: np.ndarray, limits: UploadLimits) -> np.ndarray:
         array = array[None]
     if array.ndim != 3:
         raise UploadRejected(f"file: array of shape {array.shape}; expected (H, W) or (F, H, W)")
-    _check_frames(*array.shape, limits)
+    _check_frames(array.shape[0], array.shape[1], array.shape[2], limits)
     return to_uint8(array)
 
 
@@ -249,7 +251,7 @@ def _decode_video(data: bytes, limits: UploadLimits) -> np.ndarray:
 
     frames: list[np.ndarray] = []
     try:
-        with av.open(io.BytesIO(data)) as container:
+        with av.open(io.BytesIO(data), mode="r") as container:
             if not container.streams.video:
                 raise UploadRejected("file: the container has no video stream")
             stream = container.streams.video[0]

@@ -25,7 +25,7 @@ MotionExtractor = Callable[[np.ndarray], np.ndarray]
 
 
 class ManifestLine(BaseModel):
-    """One line of `manifest.jsonl` (docs/contracts.md, ingest/); fields the service does not use are ignored."""
+    """One line of `manifest.jsonl` (docs/contracts.md, ingest/); other fields are ignored."""
 
     model_config = ConfigDict(extra="ignore")
 
@@ -102,7 +102,7 @@ def register_dataset(
     manifest_path: Path,
     extract_motion: MotionExtractor,
 ) -> Dataset:
-    """Stage one image-prior asset (first frame) and one reference-clip asset (motion field) per training clip.
+    """Stage an image-prior asset (first frame) and a reference-clip asset (motion) per training clip.
 
     Commit through `store.unit_of_work.unit_of_work`, which also removes the objects if anything fails.
     """

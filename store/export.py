@@ -205,7 +205,7 @@ def croissant_metadata(job: Job, rows: list[dict[str, Any]], manifest_bytes: byt
 
 
 def iter_database_zip(session: Session, store: ObjectStore, job: Job) -> Iterator[bytes]:
-    """Stream the ZIP chunk by chunk; each clip's bytes are checked against its recorded SHA-256 on the way."""
+    """Stream the ZIP chunk by chunk; each clip is checked against its recorded SHA-256 on the way."""
     clips = kept_clips(session, job)
     rows = [manifest_row(clip) for clip in clips]
     sink = _ChunkSink()

@@ -1,4 +1,4 @@
-"""SQLAlchemy ORM models of the service: projects, keys, models, assets, datasets, jobs, clips, outbox, audit."""
+"""SQLAlchemy models: projects, keys, models, assets, datasets, jobs, banks, clips, outbox, audit."""
 
 from __future__ import annotations
 

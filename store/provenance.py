@@ -1,4 +1,4 @@
-"""The provenance record of a clip: model, every condition with its checksum, seed, sampler, filter, object."""
+"""A clip's provenance record: model, conditions with checksums, seed, sampler, filter, object."""
 
 from __future__ import annotations
 

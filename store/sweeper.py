@@ -25,7 +25,7 @@ def referenced_keys(session: Session) -> set[str]:
 
 
 def sweep_orphans(store: ObjectStore, session: Session, min_age: timedelta = timedelta(hours=1)) -> list[str]:
-    """Delete unreferenced objects older than `min_age` (younger ones may belong to a transaction in flight)."""
+    """Delete unreferenced objects older than `min_age` (younger ones may be in a transaction in flight)."""
     cutoff = utcnow() - min_age
     candidates = [info for info in store.list() if info.modified is None or info.modified <= cutoff]
     referenced = referenced_keys(session)

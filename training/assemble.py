@@ -39,7 +39,9 @@ def _weights_digest(folder: Path) -> str:
 def _check_same_component(given: Path, trained_with: Path, option: str) -> None:
     """Stage 1/2 were trained on one VAE and one text encoder; the model must ship those very weights."""
     if given.resolve() != trained_with.resolve() and _weights_digest(given) != _weights_digest(trained_with):
-        raise AssembleError(f"{option}: {given} is not the component the image stage trained with ({trained_with})")
+        raise AssembleError(
+            f"{option}: {given} is not the component the image stage trained with ({trained_with})"
+        )
 
 
 def parse_image_encoder(spec: str) -> dict[str, Any]:
@@ -86,9 +88,13 @@ def assemble_model(
     try:
         vae_dir = trained_component(vae_run, VAE_COMPONENT, "--vae")
         text_dir = trained_component(text_run, TEXT_COMPONENT, "--text")
-        _check_same_component(vae_dir, trained_component(image_config.vae_dir, VAE_COMPONENT, "vae_dir"), "--vae")
         _check_same_component(
-            text_dir, trained_component(image_config.text_encoder_dir, TEXT_COMPONENT, "text_encoder_dir"), "--text"
+            vae_dir, trained_component(image_config.vae_dir, VAE_COMPONENT, "vae_dir"), "--vae"
+        )
+        _check_same_component(
+            text_dir,
+            trained_component(image_config.text_encoder_dir, TEXT_COMPONENT, "text_encoder_dir"),
+            "--text",
         )
     except ConfigError as exc:
         raise AssembleError(str(exc)) from exc
@@ -109,10 +115,16 @@ def assemble_model(
     classifier_meta = json.loads((classifier_run / FINAL_DIR / CLASSIFIER_DIR / CONFIG_FILE).read_text())
     if tuple(classifier_meta["class_names"]) != class_names:
         raise AssembleError(
-            f"--classifier: classes {classifier_meta['class_names']} differ from the generator's {list(class_names)}"
+            f"--classifier: classes {classifier_meta['class_names']} differ from the generator's "
+            f"{list(class_names)}"
         )
-    if sequence_meta["data_manifest_checksum"] != read_metadata(classifier_run / FINAL_DIR)["data_manifest_checksum"]:
-        raise AssembleError("--classifier: trained on another clip set (manifest checksum) than the generator")
+    if (
+        sequence_meta["data_manifest_checksum"]
+        != read_metadata(classifier_run / FINAL_DIR)["data_manifest_checksum"]
+    ):
+        raise AssembleError(
+            "--classifier: trained on another clip set (manifest checksum) than the generator"
+        )
 
     unet = SequenceUNet.from_pretrained(sequence_run / FINAL_DIR / UNET_COMPONENT)
     info = ModelInfo(

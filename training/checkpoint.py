@@ -1,4 +1,5 @@
-"""Checkpoint folders: accelerate's state (safetensors weights, optimizer, scheduler, RNG) + config.json + metadata.json."""
+"""Checkpoint folders: accelerate's state (safetensors weights, optimizer, scheduler, RNG states),
+config.json and metadata.json."""
 
 from __future__ import annotations
 
@@ -23,7 +24,15 @@ _STEP_DIR = re.compile(r"^step-(\d+)$")
 
 # Settings that may change between a run and its resumption without changing what is computed.
 RESUMABLE_CHANGES = frozenset(
-    {"output_dir", "epochs", "max_steps", "checkpoint_every", "checkpoints_total_limit", "log_every", "num_workers"}
+    {
+        "output_dir",
+        "epochs",
+        "max_steps",
+        "checkpoint_every",
+        "checkpoints_total_limit",
+        "log_every",
+        "num_workers",
+    }
 )
 
 
@@ -118,7 +127,9 @@ def check_resumable(directory: Path, config: BaseModel, manifest_checksum: str) 
     meta = read_metadata(directory)
     changed = _differences(meta["config"], config_to_dict(config))
     if changed:
-        raise ConfigError(f"--resume: {', '.join(changed)} differ from the checkpoint's config in {directory}")
+        raise ConfigError(
+            f"--resume: {', '.join(changed)} differ from the checkpoint's config in {directory}"
+        )
     if meta["data_manifest_checksum"] != manifest_checksum:
         raise ConfigError(
             f"--resume: data.data_dir: the manifest changed since {directory} was written "

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import time
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -14,7 +13,14 @@ from tqdm.auto import tqdm
 
 from training.checkpoint import FINAL_DIR, write_run_files
 from training.config import ClassifierStageConfig, ConfigError
-from training.data import ClipReader, clip_windows, is_unlabelled, load_clip_set, resize_frames, to_uint8_frames
+from training.data import (
+    ClipReader,
+    clip_windows,
+    is_unlabelled,
+    load_clip_set,
+    resize_frames,
+    to_uint8_frames,
+)
 from training.trainer import LOSS_LOG, TrainResult
 
 CLASSIFIER_COMPONENT = "classifier"
@@ -50,11 +56,17 @@ def train_classifier_stage(config: ClassifierStageConfig, show_progress: bool = 
     size = config.data.resolution
     frames = config.data.num_frames
     try:
-        kwargs = build_kwargs(config.architecture, tiny=config.tiny, frames=frames, size=size, **config.classifier)
+        kwargs = build_kwargs(
+            config.architecture, tiny=config.tiny, frames=frames, size=size, **config.classifier
+        )
         model = build_classifier(config.architecture, clip_set.num_classes, 1, **kwargs)
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"architecture/classifier: {exc}") from exc
-    device = "cuda" if config.device == "cuda" or (config.device == "auto" and torch.cuda.is_available()) else "cpu"
+    device = (
+        "cuda"
+        if config.device == "cuda" or (config.device == "auto" and torch.cuda.is_available())
+        else "cpu"
+    )
     settings = TrainSettings(
         epochs=config.epochs,
         batch_size=config.batch_size,

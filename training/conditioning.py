@@ -1,4 +1,4 @@
-"""The frozen parts the UNet stages condition on: the trained VAE and text encoder, the image-prior backbone."""
+"""Frozen parts the UNet stages condition on: the trained VAE and text encoder, the image-prior backbone."""
 
 from __future__ import annotations
 
@@ -125,7 +125,11 @@ class TrainingConditions(torch.nn.Module):
         device = batch["pixels"].device
         tokens = None
         if "image_prior" in use:
-            tokens = self.projector(batch["prior_embeddings"]) if self.projector is not None else batch["prior_tokens"]
+            tokens = (
+                self.projector(batch["prior_embeddings"])
+                if self.projector is not None
+                else batch["prior_tokens"]
+            )
         inputs = ConditionInputs(
             class_labels=batch["class_label"] if "class_label" in use else None,
             text_tokens=batch["text_tokens"] if "text" in use else None,

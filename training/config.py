@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 
+import tomllib
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
-
 
 T = TypeVar("T")
 
@@ -103,7 +102,9 @@ class TextStageConfig(RunConfig):
     text_encoder: dict[str, Any] = Field(
         default_factory=dict, description="generator.text_encoder.TextEncoderConfig fields"
     )
-    init_from: Path | None = Field(None, description="a saved text encoder (or open_clip weights) to fine-tune")
+    init_from: Path | None = Field(
+        None, description="a saved text encoder (or open_clip weights) to fine-tune"
+    )
 
 
 class ImageStageConfig(RunConfig):
@@ -113,7 +114,9 @@ class ImageStageConfig(RunConfig):
     image_encoder: dict[str, Any] = Field(
         default_factory=dict, description="generator.image_encoder.ImagePriorEncoder settings"
     )
-    unet: dict[str, Any] = Field(default_factory=dict, description="generator.image_unet.ImageUNetConfig fields")
+    unet: dict[str, Any] = Field(
+        default_factory=dict, description="generator.image_unet.ImageUNetConfig fields"
+    )
     init_from: Path | None = Field(None, description="local Stable Diffusion UNet folder to start from")
     noise: NoiseScheduleConfig = NoiseScheduleConfig()
 
@@ -145,7 +148,9 @@ class ClassifierStageConfig(StrictModel):
     device: Literal["auto", "cpu", "cuda"] = "auto"
     architecture: str = Field("i3d", description="a classify.registry name")
     tiny: bool = Field(False, description="the registry's small widths (tests, the demo model)")
-    augmentation: Literal["none", "basic"] = Field("basic", description="Table 1's standard augmentation or none")
+    augmentation: Literal["none", "basic"] = Field(
+        "basic", description="Table 1's standard augmentation or none"
+    )
     classifier: dict[str, Any] = Field(default_factory=dict, description="extra build_classifier arguments")
 
 

@@ -71,7 +71,7 @@ def class_label(record: Any, class_names: Sequence[str]) -> int:
 
 
 def clip_text(record: Any, data: DataConfig) -> str:
-    """The clip's descriptive text, with the domain tag (e.g. hospital id) prepended when configured (§4.7)."""
+    """The clip's descriptive text, the domain tag (e.g. a hospital id) prepended when configured (§4.7)."""
     text = record.text or ""
     field = data.domain_tag_field
     if field is None or (data.domain_tag_scope == "unlabelled" and not is_unlabelled(record)):
@@ -108,7 +108,9 @@ class ClipReader:
         with np.load(self.clip_set.data_dir / record.path) as npz:
             frames = npz["frames"]
         if frames.dtype != np.uint8 or frames.ndim != 3:
-            raise ValueError(f"clip {record.clip_id}: frames must be uint8 (F, H, W), got {frames.dtype} {frames.shape}")
+            raise ValueError(
+                f"clip {record.clip_id}: frames must be uint8 (F, H, W), got {frames.dtype} {frames.shape}"
+            )
         return frames
 
     def frames(self, index: int) -> np.ndarray:
@@ -202,7 +204,8 @@ class ClipWindowDataset(Dataset):
         missing = [r.clip_id for r in clip_set.records if not (motion_dir / f"{r.clip_id}.npz").is_file()]
         if missing:
             raise ConfigError(
-                f"motion_cache_dir: no motion field for {len(missing)} clips (first: {missing[0]}) in {motion_dir};"
+                f"motion_cache_dir: no motion field for {len(missing)} clips (first: {missing[0]}) "
+                f"in {motion_dir};"
                 " run `ctrlgenaug motion ...` first"
             )
 
@@ -247,7 +250,7 @@ class ClipWindowDataset(Dataset):
 
 
 class EpochPermutationSampler(Sampler[int]):
-    """A fresh permutation each epoch, a pure function of (seed, epoch): resuming at a step replays the order."""
+    """A fresh permutation each epoch, a function of (seed, epoch) only: a resumed run replays the order."""
 
     def __init__(self, size: int, seed: int) -> None:
         self.size = size

@@ -1,4 +1,4 @@
-"""The denoising objective of Eq. (1) and the joint multi-condition dropout of §4.1, shared by both UNet stages."""
+"""The denoising objective of Eq. (1), the noise schedule and the VAE/text helpers both UNet stages share."""
 
 from __future__ import annotations
 
@@ -28,7 +28,9 @@ def noised(
     scheduler: object, latents: torch.Tensor, generator: torch.Generator
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(z_t, epsilon, t): noise and timesteps drawn on the CPU from the step's generator, one t per sample."""
-    noise = torch.randn(latents.shape, generator=generator, dtype=torch.float32).to(latents.device, latents.dtype)
+    noise = torch.randn(latents.shape, generator=generator, dtype=torch.float32).to(
+        latents.device, latents.dtype
+    )
     steps = scheduler.config.num_train_timesteps  # type: ignore[attr-defined]
     timesteps = torch.randint(0, steps, (latents.shape[0],), generator=generator).to(latents.device)
     return scheduler.add_noise(latents, noise, timesteps), noise, timesteps  # type: ignore[attr-defined]
@@ -45,7 +47,9 @@ def vae_latents(vae: torch.nn.Module, pixels: torch.Tensor, generator: torch.Gen
     return posterior.sample(generator=generator) * vae.config.scaling_factor  # type: ignore[attr-defined]
 
 
-def text_token_table(conditioner: torch.nn.Module, texts: Sequence[str], chunk: int = 64) -> dict[str, torch.Tensor]:
+def text_token_table(
+    conditioner: torch.nn.Module, texts: Sequence[str], chunk: int = 64
+) -> dict[str, torch.Tensor]:
     """Per-token CLIP states of every distinct text (the frozen text encoder runs once per text)."""
     distinct = sorted(set(texts))
     table: dict[str, torch.Tensor] = {}

@@ -22,6 +22,7 @@ from training.data import FrameDataset, clip_text, clip_windows, load_clip_set
 from training.diffusion import build_noise_scheduler, epsilon_loss, noised, vae_latents
 from training.trainer import Batch, StageRun
 
+
 class ImageDiffusionObjective(nn.Module):
     """Eq. (1) on single frames with the stage-1 UNet."""
 
@@ -74,7 +75,9 @@ def image_unet_config(config: ImageStageConfig, frozen: FrozenConditioning, num_
     }
     for name, value in derived.items():
         if name in values and values[name] != value:
-            raise ConfigError(f"unet.{name}: {values[name]} does not match the data / VAE / text encoder ({value})")
+            raise ConfigError(
+                f"unet.{name}: {values[name]} does not match the data / VAE / text encoder ({value})"
+            )
         values[name] = value
     return build_section(ImageUNetConfig, values, "unet")
 
@@ -99,7 +102,9 @@ def build_image_stage(config: ImageStageConfig) -> StageRun:
     dataset = FrameDataset(clip_set, config.data, clip_windows(clip_set, config.data.num_frames))
     texts = [clip_text(record, config.data) for record in clip_set.records]
     cache_dir = config.data.image_prior_cache_dir or config.output_dir / "image_prior_cache"
-    frozen = load_frozen_conditioning(config.vae_dir, config.text_encoder_dir, config.image_encoder, cache_dir, texts)
+    frozen = load_frozen_conditioning(
+        config.vae_dir, config.text_encoder_dir, config.image_encoder, cache_dir, texts
+    )
     prior_seconds = warm_image_prior_cache(frozen.image_encoder, dataset)
 
     unet_config = image_unet_config(config, frozen, clip_set.num_classes)
@@ -107,7 +112,11 @@ def build_image_stage(config: ImageStageConfig) -> StageRun:
     if config.gradient_checkpointing:
         unet.enable_gradient_checkpointing()
     projector = ImagePriorProjector(frozen.image_encoder.embedding_shape[0], frozen.cross_attention_dim)
-    use = {"class_label": unet_config.use_class, "text": unet_config.use_text, "image_prior": unet_config.use_image_prior}
+    use = {
+        "class_label": unet_config.use_class,
+        "text": unet_config.use_text,
+        "image_prior": unet_config.use_image_prior,
+    }
     conditions = TrainingConditions(projector, frozen.text_tokens[NULL_TEXT][None], clip_set.num_classes, use)
     objective = ImageDiffusionObjective(unet, conditions, config.noise)
 

@@ -1,4 +1,4 @@
-"""Figures and the run summary of a training campaign: loss curves, a real-vs-generated grid, a Markdown table."""
+"""Figures and the run summary of a training campaign: loss curves, real-vs-generated grid, Markdown table."""
 
 from __future__ import annotations
 
@@ -42,8 +42,9 @@ def plot_loss_curves(runs: dict[str, Path], path: Path) -> Path:
     return path
 
 
-def real_vs_generated(model_dir: Path, data_dir: Path, path: Path, clips: int = 3, steps: int = 50,
-                      seed: int = 0) -> Path:
+def real_vs_generated(
+    model_dir: Path, data_dir: Path, path: Path, clips: int = 3, steps: int = 50, seed: int = 0
+) -> Path:
     """Rows: a real training clip, then the clip generated from its condition bank (class, text, first frame,
     motion field), for `clips` clips of different classes."""
     import matplotlib
@@ -54,7 +55,7 @@ def real_vs_generated(model_dir: Path, data_dir: Path, path: Path, clips: int = 
     from generator.conditions import BankConditions
     from generator.pipeline import CtrlGenAugPipeline
     from generator.sampling import SamplerSettings
-    from ingest.manifest import load_manifest, load_clip
+    from ingest.manifest import load_clip, load_manifest
 
     pipeline = CtrlGenAugPipeline.from_pretrained(model_dir)
     records = [r for r in load_manifest(data_dir / "manifest.jsonl") if r.split == "train"]
@@ -68,10 +69,17 @@ def real_vs_generated(model_dir: Path, data_dir: Path, path: Path, clips: int = 
     for record, clip in zip(picked, real, strict=True):
         with np.load(data_dir / record.motion_path) as motion:
             field = motion["field"][:frames].astype(np.float32)
-        banks.append(BankConditions(class_index=pipeline.info.class_names.index(record.class_name),
-                                    text=record.text, image_prior=clip[0], motion_field=field))
-    generated = pipeline.sample(banks, seeds=[seed + i for i in range(len(banks))],
-                                sampler=SamplerSettings(name="ddim", steps=steps))
+        banks.append(
+            BankConditions(
+                class_index=pipeline.info.class_names.index(record.class_name),
+                text=record.text,
+                image_prior=clip[0],
+                motion_field=field,
+            )
+        )
+    generated = pipeline.sample(
+        banks, seeds=[seed + i for i in range(len(banks))], sampler=SamplerSettings(name="ddim", steps=steps)
+    )
     fig, axes = plt.subplots(2 * len(picked), frames, figsize=(frames * 0.9, 2 * len(picked) * 0.95))
     for row, (record, clip) in enumerate(zip(picked, real, strict=True)):
         for column in range(frames):
@@ -100,9 +108,15 @@ def summary_table(runs: dict[str, Path]) -> str:
     return "\n".join(lines)
 
 
-def write_report(runs_dir: Path, model_dir: Path, data_dir: Path, figures_dir: Path, markdown: Path,
-                 timings: dict[str, float] | None = None) -> None:
-    """Loss curves and the grid into `figures_dir`; the run summary between the demo-run markers of `markdown`."""
+def write_report(
+    runs_dir: Path,
+    model_dir: Path,
+    data_dir: Path,
+    figures_dir: Path,
+    markdown: Path,
+    timings: dict[str, float] | None = None,
+) -> None:
+    """Loss curves and the grid into `figures_dir`; the run summary between `markdown`'s demo-run markers."""
     from generator.model_info import model_checksum
     from ingest.manifest import manifest_checksum
 
@@ -119,7 +133,10 @@ def write_report(runs_dir: Path, model_dir: Path, data_dir: Path, figures_dir: P
         "",
     ]
     if timings:
-        section += ["Wall-clock seconds per command: " + ", ".join(f"{k} {v:.0f}" for k, v in timings.items()), ""]
+        section += [
+            "Wall-clock seconds per command: " + ", ".join(f"{k} {v:.0f}" for k, v in timings.items()),
+            "",
+        ]
     section += [
         f"![loss curves]({curves.relative_to(relative)})",
         "",

@@ -1,5 +1,5 @@
-"""`train sequence` (stage 2, §3.2-3.4): inflate the stage-1 UNet and train only SA, KA, MFA, the motion encoder
-and the cross-attention queries, on clip windows with their motion fields and MFA pathways."""
+"""`train sequence` (stage 2, §3.2-3.4): inflate the stage-1 UNet and train only SA, KA, MFA, the motion
+encoder and the cross-attention queries, on clip windows with their motion fields and MFA pathways."""
 
 from __future__ import annotations
 
@@ -54,7 +54,9 @@ class SequenceDiffusionObjective(nn.Module):
 def image_stage_config(image_stage_dir: Path) -> ImageStageConfig:
     path = image_stage_dir / FINAL_DIR / CONFIG_FILE
     if not path.is_file():
-        raise ConfigError(f"image_stage_dir: {image_stage_dir} is not a finished `train image` run ({path} missing)")
+        raise ConfigError(
+            f"image_stage_dir: {image_stage_dir} is not a finished `train image` run ({path} missing)"
+        )
     return parse_config(json.loads(path.read_text()), stage="image")
 
 
@@ -70,7 +72,8 @@ def sequence_conditioning(frozen: FrozenConditioning, projector: nn.Module, m: i
         if use_mfa:
             seeds = torch.randint(0, 2**31 - 1, (len(batch["motion_field"]),), generator=generator).tolist()
             batch["pathways"] = tuple(
-                sample_pathways(field, m=m, seed=seed) for field, seed in zip(batch["motion_field"], seeds, strict=True)
+                sample_pathways(field, m=m, seed=seed)
+                for field, seed in zip(batch["motion_field"], seeds, strict=True)
             )
         return batch
 
@@ -89,15 +92,20 @@ def build_sequence_stage(config: SequenceStageConfig) -> StageRun:
     clip_set = load_clip_set(config.data)
     if config.data.resolution != stage1.data.resolution:
         raise ConfigError(
-            f"data.resolution: {config.data.resolution} differs from the image stage's {stage1.data.resolution}"
+            f"data.resolution: {config.data.resolution} differs from the image stage's "
+            f"{stage1.data.resolution}"
         )
     motion_dir = config.motion_cache_dir or config.data.data_dir / "motion"
     dataset = ClipWindowDataset(clip_set, config.data, motion_dir)
     texts = [clip_text(record, config.data) for record in clip_set.records]
-    cache_dir = config.data.image_prior_cache_dir or stage1.data.image_prior_cache_dir or (
-        stage1.output_dir / "image_prior_cache"
+    cache_dir = (
+        config.data.image_prior_cache_dir
+        or stage1.data.image_prior_cache_dir
+        or (stage1.output_dir / "image_prior_cache")
     )
-    frozen = load_frozen_conditioning(stage1.vae_dir, stage1.text_encoder_dir, stage1.image_encoder, cache_dir, texts)
+    frozen = load_frozen_conditioning(
+        stage1.vae_dir, stage1.text_encoder_dir, stage1.image_encoder, cache_dir, texts
+    )
     if config.pathway_downsample != frozen.latent_downsampling:
         raise ConfigError(
             f"pathway_downsample: MFA runs on the full-resolution latents, so m must be the VAE's "
@@ -105,10 +113,13 @@ def build_sequence_stage(config: SequenceStageConfig) -> StageRun:
         )
     prior_seconds = warm_image_prior_cache(frozen.image_encoder, dataset)
 
-    image_unet = ImageUNet.from_pretrained(trained_component(config.image_stage_dir, UNET_COMPONENT, "image_stage_dir"))
+    image_unet = ImageUNet.from_pretrained(
+        trained_component(config.image_stage_dir, UNET_COMPONENT, "image_stage_dir")
+    )
     if image_unet.config.num_classes != clip_set.num_classes:
         raise ConfigError(
-            f"data: {clip_set.num_classes} classes but the image stage was trained on {image_unet.config.num_classes}"
+            f"data: {clip_set.num_classes} classes but the image stage was trained on "
+            f"{image_unet.config.num_classes}"
         )
     projector = ImagePriorProjector.from_pretrained(
         trained_component(config.image_stage_dir, PROJECTOR_COMPONENT, "image_stage_dir")
@@ -126,7 +137,9 @@ def build_sequence_stage(config: SequenceStageConfig) -> StageRun:
         "motion_field": settings.use_motion,
     }
     null_pathways = straight_pathways(config.data.num_frames, latent, latent) if settings.use_mfa else None
-    conditions = TrainingConditions(None, frozen.text_tokens[NULL_TEXT][None], clip_set.num_classes, use, null_pathways)
+    conditions = TrainingConditions(
+        None, frozen.text_tokens[NULL_TEXT][None], clip_set.num_classes, use, null_pathways
+    )
     objective = SequenceDiffusionObjective(unet, conditions, config.noise)
 
     def export(model: nn.Module, directory: Path) -> None:

@@ -43,6 +43,8 @@ def run_stage(config: Any, resume: bool | Path = False, show_progress: bool = Tr
         if resume:
             from training.config import ConfigError
 
-            raise ConfigError("--resume: the classifier stage trains in one go (classify/'s loop has no resume)")
+            raise ConfigError(
+                "--resume: the classifier stage trains in one go (classify/'s loop has no resume)"
+            )
         return train_classifier_stage(config, show_progress=show_progress)
     return train(config, build_stage(config), resume=resume, show_progress=show_progress)

@@ -28,8 +28,8 @@ class ContrastiveObjective(nn.Module):
 
     def forward(self, batch: Batch, generator: torch.Generator) -> dict[str, torch.Tensor]:
         clip = self.conditioner.clip
-        # ClipLoss takes row i's only positive to be column i: a text repeated in the batch (many frames and
-        # clips share one) would be its own negative, so each distinct text enters once, with one of its frames.
+        # ClipLoss takes column i as row i's only positive: a text repeated in the batch (many frames and
+        # clips share one) would be its own negative, so each distinct text enters once, with one frame.
         first = {text: i for i, text in reversed(list(enumerate(batch["text"])))}
         rows = sorted(first.values())
         tokens = self.conditioner.tokenize([batch["text"][i] for i in rows]).to(batch["image"].device)
@@ -37,7 +37,11 @@ class ContrastiveObjective(nn.Module):
         text_features = clip.encode_text(tokens, normalize=True)
         logit_scale = clip.logit_scale.exp()
         loss = self.clip_loss(image_features, text_features, logit_scale)
-        return {"loss": loss, "logit_scale": logit_scale.detach(), "distinct_texts": torch.tensor(float(len(rows)))}
+        return {
+            "loss": loss,
+            "logit_scale": logit_scale.detach(),
+            "distinct_texts": torch.tensor(float(len(rows))),
+        }
 
 
 def build_text_conditioner(config: TextStageConfig) -> Any:

@@ -1,4 +1,4 @@
-"""The training loop every stage shares: accelerate, AdamW + warm-up/cosine schedule, checkpoints, exact resume."""
+"""The training loop all stages share: accelerate, AdamW, warm-up + cosine schedule, checkpoints, resume."""
 
 from __future__ import annotations
 
@@ -113,7 +113,7 @@ def train(
     resume: bool | Path = False,
     show_progress: bool = True,
 ) -> TrainResult:
-    """Train `run.model` as `config` says; `resume=True` continues from the latest checkpoint (or a given one)."""
+    """Train `run.model` as `config` says; `resume`: True = latest checkpoint, a Path = that checkpoint."""
     from accelerate.utils import set_seed
     from diffusers.optimization import get_scheduler
 
@@ -184,7 +184,9 @@ def train(
     while step < total_steps:
         batches = loader
         if done_in_epoch:
-            batches = accelerator.skip_first_batches(loader, done_in_epoch * config.gradient_accumulation_steps)
+            batches = accelerator.skip_first_batches(
+                loader, done_in_epoch * config.gradient_accumulation_steps
+            )
         # The prepared loader forwards the epoch to `EpochPermutationSampler` (and resets it on each pass).
         batches.set_epoch(epoch)
         for batch in batches:
@@ -209,7 +211,9 @@ def train(
             last_loss = accelerator.gather(loss.detach()).mean().item()
             bar.update(1)
             bar.set_postfix(loss=f"{last_loss:.4f}", lr=f"{lr_scheduler.get_last_lr()[0]:.2e}")
-            if accelerator.is_main_process and (step % config.log_every == 0 or step == total_steps or step == 1):
+            if accelerator.is_main_process and (
+                step % config.log_every == 0 or step == total_steps or step == 1
+            ):
                 extras = {k: float(v.detach().mean()) for k, v in outputs.items() if k != "loss"}
                 record = {"step": step, "loss": last_loss, "lr": lr_scheduler.get_last_lr()[0], **extras}
                 with loss_log.open("a") as handle:

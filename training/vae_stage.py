@@ -34,19 +34,25 @@ def load_perceptual_loss(path: Path, net: str = "alex") -> nn.Module:
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as exc:
-        raise ConfigError(f"perceptual_weights_path: {path} is not a full LPIPS-{net} state dict: {exc}") from exc
+        raise ConfigError(
+            f"perceptual_weights_path: {path} is not a full LPIPS-{net} state dict: {exc}"
+        ) from exc
     return model.requires_grad_(False).eval()
 
 
 class VAEObjective(nn.Module):
     """Reconstruction L1 + KL weight x KL(q(z|x) || N(0, I)) (+ LPIPS), the authors' VAE loss."""
 
-    def __init__(self, vae: nn.Module, kl_weight: float, perceptual: nn.Module | None, perceptual_weight: float):
+    def __init__(
+        self, vae: nn.Module, kl_weight: float, perceptual: nn.Module | None, perceptual_weight: float
+    ):
         super().__init__()
         self.vae = vae
         self.kl_weight = kl_weight
         self.perceptual_weight = perceptual_weight
-        self._perceptual = [perceptual] if perceptual is not None else []  # frozen, kept out of the checkpoint
+        self._perceptual = (
+            [perceptual] if perceptual is not None else []
+        )  # frozen, kept out of the checkpoint
 
     def forward(self, batch: Batch, generator: torch.Generator) -> dict[str, torch.Tensor]:
         pixels = batch["pixels"]
@@ -57,7 +63,9 @@ class VAEObjective(nn.Module):
         loss = l1 + self.kl_weight * kl
         outputs = {"l1": l1.detach(), "kl": kl.detach()}
         if self._perceptual:
-            perceptual = self._perceptual[0](reconstruction.repeat(1, 3, 1, 1), pixels.repeat(1, 3, 1, 1)).mean()
+            perceptual = self._perceptual[0](
+                reconstruction.repeat(1, 3, 1, 1), pixels.repeat(1, 3, 1, 1)
+            ).mean()
             loss = loss + self.perceptual_weight * perceptual
             outputs["lpips"] = perceptual.detach()
         return {"loss": loss, **outputs}

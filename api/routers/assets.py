@@ -1,4 +1,4 @@
-"""Uploading condition assets (image priors, reference clips → motion fields), content-addressed per project."""
+"""Uploading condition assets (image priors; reference clips → motion fields), content-addressed."""
 
 from __future__ import annotations
 

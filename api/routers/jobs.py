@@ -36,7 +36,9 @@ from store.outbox import RUN_JOB_TASK, add_message, dispatch_outbox
 from store.registry import find_model
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"], responses=ERROR_RESPONSES)
-CONFLICT = {409: {"model": ErrorResponse, "description": "the job's state does not allow this"}}
+CONFLICT: dict[int | str, dict[str, Any]] = {
+    409: {"model": ErrorResponse, "description": "the job's state does not allow this"}
+}
 
 
 def project_job(session: Session, project: Project, job_id: uuid.UUID, *, for_update: bool = False) -> Job:
@@ -140,7 +142,7 @@ def _banks_from_dataset(
     }
     plan = balanced_samples(counts, source.samples_per_bank) if source.balance_to_majority else None
     taken = dict.fromkeys(counts, 0)
-    banks = []
+    banks: list[Bank] = []
     for clip in clips:
         samples = source.samples_per_bank
         if plan is not None:

@@ -1,7 +1,7 @@
 """Fixtures on REAL servers: a fresh PostgreSQL database and a fresh S3 bucket per test session.
 
-The servers come from `scripts/services.sh start` (its `scripts/services.env` is read when the variables are not
-set, and the script is run when that file is missing too).
+The servers come from `scripts/services.sh start`, which these fixtures run (it reuses running servers)
+when the CTRLGENAUG_TEST_* variables are not set.
 """
 
 from __future__ import annotations

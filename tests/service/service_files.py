@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import struct
 import zlib
+from pathlib import Path
 
 import nibabel as nib
 import numpy as np
@@ -103,7 +104,11 @@ def npz_bytes(**arrays: np.ndarray) -> bytes:
 
 
 def write_clips_as_the_worker_does(
-    sessions: sessionmaker[Session], store: ObjectStore, job_id: str, kept: list[bool], with_previews: bool = True
+    sessions: sessionmaker[Session],
+    store: ObjectStore,
+    job_id: str,
+    kept: list[bool],
+    with_previews: bool = True,
 ) -> None:
     """What worker/ records for a finished job: one NPZ (+ preview) per clip, its row, its filter decision."""
     import uuid
@@ -121,13 +126,76 @@ def write_clips_as_the_worker_does(
             info = store.put(clip_object_key(job.id, bank.index, i), data)
             preview = None
             if with_previews:
-                preview = store.put(clip_preview_key(job.id, bank.index, i, "gif"), b"GIF89a" + bytes([n])).key
+                preview = store.put(
+                    clip_preview_key(job.id, bank.index, i, "gif"), b"GIF89a" + bytes([n])
+                ).key
             upsert_clip(
-                session, job_id=job.id, bank_id=bank.id, index_in_bank=i, seed=seed, object_key=info.key,
-                sha256=info.sha256, size_bytes=info.size, preview_key=preview, kept=keep,
-                reason=None if keep else "duplicate", loss=0.1 * n, group_threshold=0.5, vae_seq=0.9, theta=0.5,
+                session,
+                job_id=job.id,
+                bank_id=bank.id,
+                index_in_bank=i,
+                seed=seed,
+                object_key=info.key,
+                sha256=info.sha256,
+                size_bytes=info.size,
+                preview_key=preview,
+                kept=keep,
+                reason=None if keep else "duplicate",
+                loss=0.1 * n,
+                group_threshold=0.5,
+                vae_seq=0.9,
+                theta=0.5,
             )
         job.status = JobStatus.succeeded
         job.clips_kept = sum(kept)
         job.band_low, job.band_high = 0.8, 0.95
         session.commit()
+
+
+def data_build_zip(root: Path, wrong_checksum: str | None = None) -> bytes:
+    """A data build (ingest's layout) with 3 training clips (2 × class_0, 1 × class_1) and 1 test clip;
+    `wrong_checksum` names a clip whose manifest SHA-256 is wrong."""
+    import hashlib
+    import json
+    import zipfile
+
+    lines = []
+    specs = [
+        ("c0a", "class_0", 0, "train"),
+        ("c0b", "class_0", 0, "train"),
+        ("c1a", "class_1", 1, "train"),
+        ("c1t", "class_1", 1, "test"),
+    ]
+    for i, (clip_id, name, index, split) in enumerate(specs):
+        path = root / "clips" / f"{clip_id}.npz"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        np.savez(path, frames=moving_square_frames(8, 32, seed=i))
+        lines.append(
+            {
+                "clip_id": clip_id,
+                "path": f"clips/{clip_id}.npz",
+                "sha256": "0" * 64
+                if clip_id == wrong_checksum
+                else hashlib.sha256(path.read_bytes()).hexdigest(),
+                "class_name": name,
+                "class_index": index,
+                "text": f"{name} clip",
+                "patient_id": f"p{i}",
+                "split": split,
+                "source": "synthetic-test",
+                "frames": 8,
+                "height": 32,
+                "width": 32,
+                "modality": "US",
+            }
+        )
+    cached = root / "motion" / "c0a.npz"
+    cached.parent.mkdir()
+    np.savez(cached, field=np.full((8, 2, 32, 32), 0.25, dtype=np.float32))
+    (root / "manifest.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines))
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for path in root.rglob("*"):
+            if path.is_file():
+                archive.write(path, path.relative_to(root).as_posix())
+    return buffer.getvalue()

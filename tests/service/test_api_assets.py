@@ -32,8 +32,12 @@ def test_png_prior_is_content_addressed(
     client: TestClient, headers: dict[str, str], s3_store: S3ObjectStore, sessions: sessionmaker[Session]
 ) -> None:
     data = files.png(24, 40)
-    first = client.post("/v1/assets", headers=headers, files={"file": ("a.png", data)}, data={"kind": "image_prior"})
-    again = client.post("/v1/assets", headers=headers, files={"file": ("b.png", data)}, data={"kind": "image_prior"})
+    first = client.post(
+        "/v1/assets", headers=headers, files={"file": ("a.png", data)}, data={"kind": "image_prior"}
+    )
+    again = client.post(
+        "/v1/assets", headers=headers, files={"file": ("b.png", data)}, data={"kind": "image_prior"}
+    )
     assert (first.status_code, again.status_code) == (201, 200)
     body = first.json()
     assert again.json()["id"] == body["id"]

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import io
+import zipfile
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -167,3 +170,25 @@ def test_wrong_kind_of_asset_is_named(
         response, 422, ["body", "banks", 0, "motion_asset"], "is a image_prior, expected a reference_clip"
     )
     assert row_counts(sessions) == before
+
+
+def test_dataset_with_a_wrong_checksum_leaves_nothing(
+    client: TestClient, headers: dict[str, str], tmp_path: Path, nothing_left: None
+) -> None:
+    archive = files.data_build_zip(tmp_path / "build", wrong_checksum="c1a")
+    response = client.post(
+        "/v1/datasets", headers=headers, data={"name": "d"}, files={"file": ("d.zip", archive)}
+    )
+    assert_field_error(response, 422, ["body", "file"], "clip c1a: file SHA-256 does not match the manifest")
+
+
+def test_dataset_archive_escaping_its_folder_is_refused(
+    client: TestClient, headers: dict[str, str], nothing_left: None
+) -> None:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("../../evil.txt", b"x")
+    response = client.post(
+        "/v1/datasets", headers=headers, data={"name": "d"}, files={"file": ("d.zip", buffer.getvalue())}
+    )
+    assert_field_error(response, 422, ["body", "file"], "points outside the data folder")

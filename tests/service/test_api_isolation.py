@@ -29,7 +29,8 @@ def project_a(
         "/v1/assets", headers=headers, files={"file": ("a.png", files.png())}, data={"kind": "image_prior"}
     ).json()
     job = client.post(
-        "/v1/jobs", headers=headers,
+        "/v1/jobs",
+        headers=headers,
         json={"model": tiny_model, "banks": [{"image_prior_asset": asset["id"], "samples": 2}]},
     ).json()
     write_clips_as_the_worker_does(sessions, s3_store, job["id"], [True, True])
@@ -71,16 +72,24 @@ def test_other_project_gets_404_everywhere(
         assert response.json()["detail"][0]["type"] == "not_found"
     assert client.get("/v1/jobs", headers=other).json()["items"] == []
     job = client.post(
-        "/v1/jobs", headers=other,
+        "/v1/jobs",
+        headers=other,
         json={"model": tiny_model, "banks": [{"image_prior_asset": project_a["asset"], "samples": 1}]},
     )
     assert job.status_code == 422 and "not found in this project" in job.json()["detail"][0]["msg"]
 
 
 @pytest.mark.parametrize("authorization", [None, "Bearer cga_not-a-key", "Basic dXNlcjpwYXNz"])
-def test_missing_or_wrong_key_is_401(client: TestClient, project_a: dict[str, str], authorization: str | None) -> None:
+def test_missing_or_wrong_key_is_401(
+    client: TestClient, project_a: dict[str, str], authorization: str | None
+) -> None:
     headers = {"Authorization": authorization} if authorization else {}
-    for method, url in [*urls(project_a), ("GET", "/v1/jobs"), ("GET", "/v1/audit/events"), ("POST", "/v1/jobs")]:
+    for method, url in [
+        *urls(project_a),
+        ("GET", "/v1/jobs"),
+        ("GET", "/v1/audit/events"),
+        ("POST", "/v1/jobs"),
+    ]:
         response = client.request(method, url, headers=headers)
         assert response.status_code == 401, (url, response.text)
         assert response.headers["www-authenticate"] == "Bearer"

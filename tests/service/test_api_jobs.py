@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-import io
-import json
-import zipfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
 import service_files as files
 from fastapi.testclient import TestClient
@@ -97,7 +93,9 @@ def test_idempotency_key_returns_the_same_job(
     assert submit(client, headers, body, **{"Idempotency-Key": "abc-2"}).json()["id"] != first.json()["id"]
 
 
-def test_cancel_queued_job_then_conflict(client: TestClient, headers: dict[str, str], tiny_model: str) -> None:
+def test_cancel_queued_job_then_conflict(
+    client: TestClient, headers: dict[str, str], tiny_model: str
+) -> None:
     job = submit(client, headers, {"model": tiny_model, "banks": [{"samples": 1}]}).json()
     cancelled = client.post(f"/v1/jobs/{job['id']}/cancel", headers=headers)
     assert cancelled.status_code == 202
@@ -117,8 +115,13 @@ def test_cancel_running_job_sets_the_flag_only(
     assert (body["status"], body["cancel_requested"]) == ("generating", True)
 
 
-def test_list_jobs_paginates_and_filters(client: TestClient, headers: dict[str, str], tiny_model: str) -> None:
-    ids = [submit(client, headers, {"model": tiny_model, "banks": [{"samples": 1}]}).json()["id"] for _ in range(5)]
+def test_list_jobs_paginates_and_filters(
+    client: TestClient, headers: dict[str, str], tiny_model: str
+) -> None:
+    ids = [
+        submit(client, headers, {"model": tiny_model, "banks": [{"samples": 1}]}).json()["id"]
+        for _ in range(5)
+    ]
     client.post(f"/v1/jobs/{ids[0]}/cancel", headers=headers)
     seen, cursor = [], None
     while True:
@@ -135,37 +138,14 @@ def test_list_jobs_paginates_and_filters(client: TestClient, headers: dict[str, 
     assert bad.status_code == 422 and bad.json()["detail"][0]["loc"] == ["query", "cursor"]
 
 
-def _data_build(root: Path) -> bytes:
-    """A data build (ingest's layout) with 3 training clips (2 × class_0, 1 × class_1) and 1 test clip."""
-    import hashlib
-
-    lines = []
-    specs = [("c0a", "class_0", 0, "train"), ("c0b", "class_0", 0, "train"), ("c1a", "class_1", 1, "train"),
-             ("c1t", "class_1", 1, "test")]
-    for i, (clip_id, name, index, split) in enumerate(specs):
-        path = root / "clips" / f"{clip_id}.npz"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        np.savez(path, frames=files.moving_square_frames(8, 32, seed=i))
-        lines.append({"clip_id": clip_id, "path": f"clips/{clip_id}.npz",
-                      "sha256": hashlib.sha256(path.read_bytes()).hexdigest(), "class_name": name,
-                      "class_index": index, "text": f"{name} clip", "patient_id": f"p{i}", "split": split,
-                      "source": "synthetic-test", "frames": 8, "height": 32, "width": 32, "modality": "US"})
-    cached = root / "motion" / "c0a.npz"
-    cached.parent.mkdir()
-    np.savez(cached, field=np.full((8, 2, 32, 32), 0.25, dtype=np.float32))
-    (root / "manifest.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines))
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
-        for path in root.rglob("*"):
-            if path.is_file():
-                archive.write(path, path.relative_to(root).as_posix())
-    return buffer.getvalue()
-
-
 def test_banks_from_dataset_use_training_clips_only(
-    client: TestClient, headers: dict[str, str], tiny_model: str, tmp_path: Path, sessions: sessionmaker[Session]
+    client: TestClient,
+    headers: dict[str, str],
+    tiny_model: str,
+    tmp_path: Path,
+    sessions: sessionmaker[Session],
 ) -> None:
-    archive = _data_build(tmp_path / "build")
+    archive = files.data_build_zip(tmp_path / "build")
     created = client.post(
         "/v1/datasets", headers=headers, data={"name": "echo"}, files={"file": ("build.zip", archive)}
     )
@@ -175,21 +155,33 @@ def test_banks_from_dataset_use_training_clips_only(
         "/v1/datasets", headers=headers, data={"name": "echo"}, files={"file": ("build.zip", archive)}
     )
     assert duplicate.status_code == 422 and duplicate.json()["detail"][0]["loc"] == ["body", "name"]
-    job = submit(client, headers, {"model": tiny_model, "banks_from": {"dataset": "echo", "samples_per_bank": 2}})
+    job = submit(
+        client, headers, {"model": tiny_model, "banks_from": {"dataset": "echo", "samples_per_bank": 2}}
+    )
     assert job.status_code == 202, job.text
     banks = job.json()["banks"]
     assert [(b["source_clip_id"], b["class_label"], b["samples"]) for b in banks] == [
-        ("c0a", "class_0", 2), ("c0b", "class_0", 2), ("c1a", "class_1", 2),
+        ("c0a", "class_0", 2),
+        ("c0b", "class_0", 2),
+        ("c1a", "class_1", 2),
     ]
     assert all(b["image_prior_asset"] and b["motion_asset"] and b["text"].endswith("clip") for b in banks)
     balanced = submit(
-        client, headers,
-        {"model": tiny_model, "banks_from": {"dataset": "echo", "samples_per_bank": 2, "balance_to_majority": True}},
+        client,
+        headers,
+        {
+            "model": tiny_model,
+            "banks_from": {"dataset": "echo", "samples_per_bank": 2, "balance_to_majority": True},
+        },
     ).json()
     assert [b["samples"] for b in balanced["banks"]] == [2, 2, 5]
     only = submit(
-        client, headers, {"model": tiny_model, "banks_from": {"dataset": "echo", "samples_per_bank": 1,
-                                                             "classes": ["class_1"]}},
+        client,
+        headers,
+        {
+            "model": tiny_model,
+            "banks_from": {"dataset": "echo", "samples_per_bank": 1, "classes": ["class_1"]},
+        },
     ).json()
     assert [b["source_clip_id"] for b in only["banks"]] == ["c1a"]
     with sessions() as session:
@@ -200,5 +192,7 @@ def test_balanced_samples_reach_the_majority_total() -> None:
     plan = balanced_samples({"a": 4, "b": 1, "c": 3}, samples_per_bank=2)
     assert plan == {"a": [2, 2, 2, 2], "b": [11], "c": [3, 3, 3]}
     assert {name: count + sum(plan[name]) for name, count in {"a": 4, "b": 1, "c": 3}.items()} == {
-        "a": 12, "b": 12, "c": 12,
+        "a": 12,
+        "b": 12,
+        "c": 12,
     }

@@ -26,10 +26,12 @@ def chain(clean: None, sessions: sessionmaker[Session]):  # type: ignore[no-unty
 
 def test_chain_links_and_verifies(sessions: sessionmaker[Session], chain) -> None:  # type: ignore[no-untyped-def]
     with sessions() as session:
-        events = session.scalars(select(AuditEvent).where(AuditEvent.project_id == chain).order_by(AuditEvent.seq)).all()
+        events = session.scalars(
+            select(AuditEvent).where(AuditEvent.project_id == chain).order_by(AuditEvent.seq)
+        ).all()
         assert [e.seq for e in events] == [1, 2, 3, 4, 5]
         assert events[0].prev_hash == GENESIS_HASH
-        assert all(b.prev_hash == a.hash for a, b in zip(events, events[1:]))
+        assert all(b.prev_hash == a.hash for a, b in zip(events, events[1:], strict=False))
         report = verify_chain(session, chain)
     assert (report.ok, report.events, report.first_bad_seq) == (True, 5, None)
 
@@ -37,10 +39,22 @@ def test_chain_links_and_verifies(sessions: sessionmaker[Session], chain) -> Non
 @pytest.mark.parametrize(
     ("tamper", "bad_seq"),
     [
-        (lambda pid: update(AuditEvent).where(AuditEvent.project_id == pid, AuditEvent.seq == 3)
-         .values(payload={"i": 99, "text": "ünïcode"}), 3),
-        (lambda pid: update(AuditEvent).where(AuditEvent.project_id == pid, AuditEvent.seq == 2)
-         .values(kind="other.event"), 2),
+        (
+            lambda pid: (
+                update(AuditEvent)
+                .where(AuditEvent.project_id == pid, AuditEvent.seq == 3)
+                .values(payload={"i": 99, "text": "ünïcode"})
+            ),
+            3,
+        ),
+        (
+            lambda pid: (
+                update(AuditEvent)
+                .where(AuditEvent.project_id == pid, AuditEvent.seq == 2)
+                .values(kind="other.event")
+            ),
+            2,
+        ),
         (lambda pid: delete(AuditEvent).where(AuditEvent.project_id == pid, AuditEvent.seq == 4), 5),
     ],
     ids=["payload edited", "kind edited", "event deleted"],
@@ -54,7 +68,10 @@ def test_tampering_is_detected(sessions: sessionmaker[Session], chain, tamper, b
 
 
 def test_api_lists_events_and_verifies(
-    client: TestClient, make_key: Callable[[str], dict[str, str]], sessions: sessionmaker[Session], tiny_model: str
+    client: TestClient,
+    make_key: Callable[[str], dict[str, str]],
+    sessions: sessionmaker[Session],
+    tiny_model: str,
 ) -> None:
     headers = make_key("audited")
     for _ in range(3):
@@ -64,11 +81,17 @@ def test_api_lists_events_and_verifies(
     kinds = [e["kind"] for e in first["items"] + rest["items"]]
     assert kinds == ["api_key.created", "job.created", "job.created", "job.created"]
     assert client.get("/v1/audit/verify", headers=headers).json() == {
-        "ok": True, "events": 4, "first_bad_seq": None, "message": "4 events verified",
+        "ok": True,
+        "events": 4,
+        "first_bad_seq": None,
+        "message": "4 events verified",
     }
     with sessions() as session:
-        session.execute(update(AuditEvent).where(AuditEvent.seq == 2, AuditEvent.kind == "job.created")
-                        .values(payload={"job_id": "forged"}))
+        session.execute(
+            update(AuditEvent)
+            .where(AuditEvent.seq == 2, AuditEvent.kind == "job.created")
+            .values(payload={"job_id": "forged"})
+        )
         session.commit()
     verdict = client.get("/v1/audit/verify", headers=headers).json()
     assert verdict["ok"] is False and verdict["first_bad_seq"] == 2

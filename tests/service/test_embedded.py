@@ -51,15 +51,23 @@ def test_cli_then_app_on_the_same_data_dir(data_dir: Path, tiny_model_dir: Path)
         ]
         assert client.get("/v1/info").json()["models"] == models
         ready = client.get("/v1/ready").json()
-        assert ready == {"ready": True, "checks": {n: {"ok": True, "error": None} for n in ("database", "broker", "storage")}}
+        assert ready == {
+            "ready": True,
+            "checks": {n: {"ok": True, "error": None} for n in ("database", "broker", "storage")},
+        }
         data = files.png(seed=9)
         asset = client.post(
             "/v1/assets", headers=headers, files={"file": ("p.png", data)}, data={"kind": "image_prior"}
         ).json()
         assert (data_dir / "objects" / "projects").is_dir()
-        job = client.post("/v1/jobs", headers=headers, json={
-            "model": "tiny-ctrlgenaug", "banks": [{"image_prior_asset": asset["id"], "samples": 1}],
-        })
+        job = client.post(
+            "/v1/jobs",
+            headers=headers,
+            json={
+                "model": "tiny-ctrlgenaug",
+                "banks": [{"image_prior_asset": asset["id"], "samples": 1}],
+            },
+        )
         assert job.status_code == 202
         with app.state.service.sessionmaker() as session:
             object_key = session.get_one(Asset, uuid.UUID(asset["id"])).object_key

@@ -32,7 +32,10 @@ def exported(
     s3_store: S3ObjectStore,
 ) -> tuple[dict[str, str], str]:
     headers = make_key("export")
-    body = {"model": tiny_model, "banks": [{"class_label": "class_0", "samples": 3}, {"text": "t", "samples": 2}]}
+    body = {
+        "model": tiny_model,
+        "banks": [{"class_label": "class_0", "samples": 3}, {"text": "t", "samples": 2}],
+    }
     job_id = client.post("/v1/jobs", headers=headers, json=body).json()["id"]
     write_clips_as_the_worker_does(sessions, s3_store, job_id, [True, False, True, True, False])
     with sessions() as session:
@@ -59,12 +62,19 @@ def test_zip_holds_kept_clips_manifest_and_croissant(
         rows = list(csv.DictReader(io.StringIO(archive.read("manifest.csv").decode())))
         croissant = json.loads(archive.read("croissant.json"))
     assert names == [
-        "clips/bank-0000/clip-0000.npz", "clips/bank-0000/clip-0002.npz", "clips/bank-0001/clip-0000.npz",
-        "croissant.json", "manifest.csv",
-        "previews/bank-0000/clip-0000.gif", "previews/bank-0000/clip-0002.gif", "previews/bank-0001/clip-0000.gif",
+        "clips/bank-0000/clip-0000.npz",
+        "clips/bank-0000/clip-0002.npz",
+        "clips/bank-0001/clip-0000.npz",
+        "croissant.json",
+        "manifest.csv",
+        "previews/bank-0000/clip-0000.gif",
+        "previews/bank-0000/clip-0002.gif",
+        "previews/bank-0001/clip-0000.gif",
     ]
     assert [(r["class"], r["bank"], r["index_in_bank"]) for r in rows] == [
-        ("class_0", "0", "0"), ("class_0", "0", "2"), ("", "1", "0"),
+        ("class_0", "0", "0"),
+        ("class_0", "0", "2"),
+        ("", "1", "0"),
     ]
     assert croissant["@type"] == "sc:Dataset"
     assert croissant["conformsTo"] == "http://mlcommons.org/croissant/1.0"
@@ -125,7 +135,9 @@ def test_presigned_database_url_downloads_the_same_bytes(
 def test_clip_provenance_and_clip_pages(client: TestClient, exported: tuple[dict[str, str], str]) -> None:
     headers, job_id = exported
     first = client.get(f"/v1/jobs/{job_id}/clips", headers=headers, params={"limit": 3}).json()
-    rest = client.get(f"/v1/jobs/{job_id}/clips", headers=headers, params={"cursor": first["next_cursor"]}).json()
+    rest = client.get(
+        f"/v1/jobs/{job_id}/clips", headers=headers, params={"cursor": first["next_cursor"]}
+    ).json()
     clips = first["items"] + rest["items"]
     assert [(c["bank_index"], c["index_in_bank"]) for c in clips] == [(0, 0), (0, 1), (0, 2), (1, 0), (1, 1)]
     assert rest["next_cursor"] is None
@@ -147,6 +159,11 @@ def test_database_before_export_is_a_conflict(
     client: TestClient, make_key: Callable[[str], dict[str, str]], tiny_model: str
 ) -> None:
     headers = make_key("early")
-    job_id = client.post("/v1/jobs", headers=headers, json={"model": tiny_model, "banks": [{"samples": 1}]}).json()["id"]
+    job_id = client.post(
+        "/v1/jobs", headers=headers, json={"model": tiny_model, "banks": [{"samples": 1}]}
+    ).json()["id"]
     response = client.get(f"/v1/jobs/{job_id}/database", headers=headers)
-    assert response.status_code == 409 and "not exported yet (job is queued)" in response.json()["detail"][0]["msg"]
+    assert (
+        response.status_code == 409
+        and "not exported yet (job is queued)" in response.json()["detail"][0]["msg"]
+    )

@@ -1,4 +1,4 @@
-"""Settings: environment prefix, embedded defaults under the data dir, no default secret outside development."""
+"""Settings: environment prefix, embedded defaults under the data dir, default secret only in development."""
 
 from __future__ import annotations
 

@@ -21,7 +21,9 @@ DATA = {"data_dir": "data/demo-dataset"}
 
 
 def test_defaults_are_table_1() -> None:
-    image = parse_config({"stage": "image", "output_dir": "o", "data": DATA, "vae_dir": "v", "text_encoder_dir": "t"})
+    image = parse_config(
+        {"stage": "image", "output_dir": "o", "data": DATA, "vae_dir": "v", "text_encoder_dir": "t"}
+    )
     assert isinstance(image, ImageStageConfig)
     assert image.optimizer.lr == 1e-4 and image.optimizer.schedule == "cosine"
     assert image.optimizer.warmup_steps == 500
@@ -89,7 +91,9 @@ def test_yaml_and_toml_files_load_with_paths_from_the_working_directory(tmp_path
 def test_model_sections_reject_unknown_fields() -> None:
     from generator.vae import VAEConfig
 
-    with pytest.raises(ConfigError, match=r"^vae\.block_channels: unknown field \(known: .*block_out_channels"):
+    with pytest.raises(
+        ConfigError, match=r"^vae\.block_channels: unknown field \(known: .*block_out_channels"
+    ):
         build_section(VAEConfig, {"block_channels": [8, 8]}, "vae")
     with pytest.raises(ConfigError, match="^vae: block_out_channels entry 6 is not divisible"):
         build_section(VAEConfig, {"block_out_channels": [6, 8], "norm_num_groups": 4}, "vae")

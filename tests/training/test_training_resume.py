@@ -22,8 +22,17 @@ def _weights(run_dir: Path) -> dict[str, torch.Tensor]:
 
 def _config(data_dir: Path, out: Path, **overrides: object) -> object:
     # 48 frames in batches of 20: 3 batches an epoch, so step 4 resumes in the middle of epoch 1.
-    return parse_config(vae_config(data_dir, out, steps=8, batch_size=20, checkpoint_every=4,
-                                   optimizer={"lr": 1e-3, "warmup_steps": 3}, **overrides))
+    return parse_config(
+        vae_config(
+            data_dir,
+            out,
+            steps=8,
+            batch_size=20,
+            checkpoint_every=4,
+            optimizer={"lr": 1e-3, "warmup_steps": 3},
+            **overrides,
+        )
+    )
 
 
 @pytest.fixture(scope="module")
@@ -41,8 +50,15 @@ def test_checkpoint_folder_holds_state_config_and_metadata(straight_run: Path, c
     steps = [step for step, _ in list_checkpoints(straight_run)]
     assert steps == [4, 8]
     checkpoint = straight_run / "checkpoints" / "step-0000004"
-    for name in ("model.safetensors", "optimizer.bin", "scheduler.bin", "random_states_0.pkl", "config.json",
-                 "metadata.json", "custom_checkpoint_0.pkl"):
+    for name in (
+        "model.safetensors",
+        "optimizer.bin",
+        "scheduler.bin",
+        "random_states_0.pkl",
+        "config.json",
+        "metadata.json",
+        "custom_checkpoint_0.pkl",
+    ):
         assert (checkpoint / name).is_file(), name
     metadata = json.loads((checkpoint / "metadata.json").read_text())
     assert metadata["step"] == 4
@@ -62,8 +78,10 @@ def test_resume_continues_bit_for_bit(straight_run: Path, clip_set_dir: Path, tm
     assert result.steps == 8
     straight, resumed = _weights(straight_run), _weights(tmp_path)
     assert all(torch.equal(straight[key], resumed[key]) for key in straight)
-    losses = {json.loads(line)["step"]: json.loads(line)["loss"]
-              for line in (straight_run / "losses.jsonl").read_text().splitlines()}
+    losses = {
+        json.loads(line)["step"]: json.loads(line)["loss"]
+        for line in (straight_run / "losses.jsonl").read_text().splitlines()
+    }
     assert json.loads((tmp_path / "losses.jsonl").read_text().splitlines()[-1])["loss"] == losses[8]
 
 

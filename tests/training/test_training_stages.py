@@ -1,4 +1,4 @@
-"""Every stage trains on the tiny echo clip set and lowers its loss on a fixed batch; assemble loads and samples."""
+"""Each stage trains on the tiny echo clip set and lowers its fixed-batch loss; assemble loads and samples."""
 
 from __future__ import annotations
 
@@ -38,10 +38,13 @@ def stages(clip_set_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict
     out: dict[str, Any] = {"root": root}
     out["vae"] = _train_and_measure(vae_config(clip_set_dir, root / "vae", steps=12))
     out["text"] = _train_and_measure(text_config(clip_set_dir, root / "text", steps=30))
-    out["image"] = _train_and_measure(image_config(clip_set_dir, root / "image", root / "vae", root / "text", 15))
+    out["image"] = _train_and_measure(
+        image_config(clip_set_dir, root / "image", root / "vae", root / "text", 15)
+    )
     out["sequence"] = _train_and_measure(sequence_config(clip_set_dir, root / "sequence", root / "image", 15))
-    out["classifier"] = run_stage(parse_config(classifier_config(clip_set_dir, root / "classifier", 6)),
-                                  show_progress=False)
+    out["classifier"] = run_stage(
+        parse_config(classifier_config(clip_set_dir, root / "classifier", 6)), show_progress=False
+    )
     return out
 
 
@@ -49,7 +52,9 @@ def stages(clip_set_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict
     ("stage", "component", "ratio"),
     [("vae", "vae", 0.8), ("text", "text_encoder", 0.85), ("image", "unet", 0.8), ("sequence", "unet", 0.97)],
 )
-def test_stage_lowers_its_loss_and_exports(stages: dict[str, Any], stage: str, component: str, ratio: float) -> None:
+def test_stage_lowers_its_loss_and_exports(
+    stages: dict[str, Any], stage: str, component: str, ratio: float
+) -> None:
     before, after, result = stages[stage]
     assert np.isfinite(before) and np.isfinite(after)
     assert after < ratio * before, f"{stage}: fixed-batch loss {before:.4f} -> {after:.4f}"
@@ -94,7 +99,9 @@ def test_classifier_stage_saves_a_loadable_classifier(stages: dict[str, Any]) ->
     from classify.checkpoint import load_classifier
 
     result = stages["classifier"]
-    losses = [json.loads(line)["loss"] for line in (result.output_dir / "losses.jsonl").read_text().splitlines()]
+    losses = [
+        json.loads(line)["loss"] for line in (result.output_dir / "losses.jsonl").read_text().splitlines()
+    ]
     assert len(losses) == 6 and losses[-1] < losses[0]
     model, meta = load_classifier(result.final_dir / "classifier")
     assert meta["class_names"] == ["early", "late"] and meta["frames"] == 8 and meta["size"] == 32
@@ -112,11 +119,25 @@ def test_assemble_writes_a_model_directory_that_samples(stages: dict[str, Any], 
 
     root = stages["root"]
     model_dir, checksum = assemble_model(
-        root / "vae", root / "text", root / "sequence", root / "classifier", tmp_path / "model", "demo", "0.1.0"
+        root / "vae",
+        root / "text",
+        root / "sequence",
+        root / "classifier",
+        tmp_path / "model",
+        "demo",
+        "0.1.0",
     )
     for name in ("ctrlgenaug_model.json", "model_index.json", "training_provenance.json"):
         assert (model_dir / name).is_file()
-    for folder in ("vae", "unet", "text_encoder", "image_encoder", "image_projector", "scheduler", "classifier"):
+    for folder in (
+        "vae",
+        "unet",
+        "text_encoder",
+        "image_encoder",
+        "image_projector",
+        "scheduler",
+        "classifier",
+    ):
         assert (model_dir / folder).is_dir(), folder
     pipeline = CtrlGenAugPipeline.from_pretrained(model_dir)
     assert pipeline.checksum() == checksum
@@ -134,5 +155,13 @@ def test_assemble_refuses_another_image_backbone(stages: dict[str, Any], tmp_pat
 
     root = stages["root"]
     with pytest.raises(AssembleError, match="--image-encoder"):
-        assemble_model(root / "vae", root / "text", root / "sequence", root / "classifier", tmp_path / "m", "demo",
-                       "0.1.0", image_encoder_spec="tiny")
+        assemble_model(
+            root / "vae",
+            root / "text",
+            root / "sequence",
+            root / "classifier",
+            tmp_path / "m",
+            "demo",
+            "0.1.0",
+            image_encoder_spec="tiny",
+        )

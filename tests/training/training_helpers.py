@@ -22,8 +22,12 @@ def vae_config(data_dir: Path, out: Path, steps: int, **overrides: Any) -> dict[
         "stage": "vae",
         "output_dir": str(out),
         "data": {"data_dir": str(data_dir), "resolution": SIZE, "num_frames": FRAMES},
-        "vae": {"block_out_channels": [8, 8, 16, 16], "layers_per_block": 1, "norm_num_groups": 4,
-                "sample_size": SIZE},
+        "vae": {
+            "block_out_channels": [8, 8, 16, 16],
+            "layers_per_block": 1,
+            "norm_num_groups": 4,
+            "sample_size": SIZE,
+        },
         "batch_size": 48,
         "max_steps": steps,
         "checkpoint_every": steps,
@@ -50,7 +54,9 @@ def text_config(data_dir: Path, out: Path, steps: int) -> dict[str, Any]:
     }
 
 
-def image_config(data_dir: Path, out: Path, vae_dir: Path, text_dir: Path, steps: int, **overrides: Any) -> dict:
+def image_config(
+    data_dir: Path, out: Path, vae_dir: Path, text_dir: Path, steps: int, **overrides: Any
+) -> dict:
     return {
         "stage": "image",
         "output_dir": str(out),

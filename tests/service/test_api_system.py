@@ -1,0 +1,51 @@
+"""Health, readiness against the real servers, and an OpenAPI document with typed responses."""
+
+from __future__ import annotations
+
+from fastapi.testclient import TestClient
+
+from api.main import create_app
+from store.objects import S3ObjectStore
+from store.settings import Settings
+
+
+def test_health_and_ready_on_real_servers(client: TestClient) -> None:
+    assert client.get("/v1/health").json() == {"status": "ok"}
+    ready = client.get("/v1/ready")
+    assert ready.status_code == 200
+    assert ready.json()["checks"] == {
+        n: {"ok": True, "error": None} for n in ("database", "broker", "storage")
+    }
+
+
+def test_ready_reports_the_failing_dependency(
+    clean: None, settings: Settings, s3_store: S3ObjectStore
+) -> None:
+    def broker_down() -> None:
+        raise ConnectionError("redis refused")
+
+    app = create_app(settings, object_store=s3_store, send_task=lambda t, p: None, check_broker=broker_down)
+    with TestClient(app) as client:
+        response = client.get("/v1/ready")
+    assert response.status_code == 503
+    body = response.json()
+    assert body["ready"] is False
+    assert body["checks"]["broker"] == {"ok": False, "error": "ConnectionError: redis refused"}
+    assert body["checks"]["database"]["ok"] and body["checks"]["storage"]["ok"]
+
+
+def test_openapi_declares_auth_and_typed_responses(client: TestClient) -> None:
+    spec = client.get("/openapi.json").json()
+    assert spec["components"]["securitySchemes"]["HTTPBearer"]["scheme"] == "bearer"
+    untyped = []
+    for path, operations in spec["paths"].items():
+        for method, operation in operations.items():
+            success = {c: r for c, r in operation["responses"].items() if c.startswith("2")}
+            schemas = [
+                r.get("content", {}).get("application/json", {}).get("schema") for r in success.values()
+            ]
+            if path not in ("/metrics", "/v1/objects/{key}") and not any(schemas):
+                untyped.append(f"{method.upper()} {path}")
+    assert untyped == []
+    errors = spec["paths"]["/v1/jobs"]["post"]["responses"]
+    assert {"401", "404", "422", "409"} <= set(errors)
