@@ -33,6 +33,11 @@ def database_object_key(job_id: uuid.UUID) -> str:
     return f"jobs/{job_id}/database.zip"
 
 
+def scores_object_key(job_id: uuid.UUID) -> str:
+    """The job's filter inputs (`S.npz`, filter.scores format), written by the worker's filter phase."""
+    return f"jobs/{job_id}/S.npz"
+
+
 def upsert_clip(
     session: Session, *, job_id: uuid.UUID, bank_id: uuid.UUID, index_in_bank: int, **fields: Any
 ) -> Clip:

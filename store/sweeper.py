@@ -7,6 +7,7 @@ from datetime import timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from store.jobs import scores_object_key
 from store.models import Asset, Clip, Job, utcnow
 from store.objects import ObjectStore
 
@@ -21,6 +22,7 @@ def referenced_keys(session: Session) -> set[str]:
         Job.database_object_key,
     ):
         keys.update(k for k in session.scalars(select(column)) if k)
+    keys.update(scores_object_key(job_id) for job_id in session.scalars(select(Job.id)))
     return keys
 
 

@@ -178,10 +178,12 @@ def _read_mapping(path: Path) -> dict[str, Any]:
     return data
 
 
-def describe_validation_error(error: ValidationError) -> str:
+def describe_validation_error(error: ValidationError, tag: str | None = None) -> str:
+    """`field.path: message; ...`, without the stage tag pydantic puts first for a tagged union."""
     lines = []
     for item in error.errors():
-        field = ".".join(str(part) for part in item["loc"]) or "(top level)"
+        loc = item["loc"][1:] if tag is not None and item["loc"][:1] == (tag,) else item["loc"]
+        field = ".".join(str(part) for part in loc) or "(top level)"
         lines.append(f"{field}: {item['msg']}")
     return "; ".join(lines)
 
@@ -198,7 +200,7 @@ def parse_config(data: dict[str, Any], stage: str | None = None, base_dir: Path 
     try:
         config = _STAGE_ADAPTER.validate_python(data)
     except ValidationError as exc:
-        raise ConfigError(describe_validation_error(exc)) from exc
+        raise ConfigError(describe_validation_error(exc, tag=str(data["stage"]))) from exc
     return resolve_paths(config, base_dir) if base_dir is not None else config
 
 

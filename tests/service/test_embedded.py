@@ -41,6 +41,10 @@ def test_cli_then_app_on_the_same_data_dir(data_dir: Path, tiny_model_dir: Path)
     registered = run("models", "register", str(tiny_model_dir))
     assert registered.startswith("tiny-ctrlgenaug 0.0.0+seed0 sha256:")
     assert run("models", "register", str(tiny_model_dir)) == registered
+    build = data_dir.parent / "build"
+    files.data_build_zip(build)
+    registered_dataset = run("datasets", "register", str(build / "manifest.jsonl"), "--project", "newcomer")
+    assert registered_dataset.strip() == "dataset build: 3 training clips, classes ['class_0', 'class_1']"
 
     app = create_app(Settings(data_dir=data_dir))
     headers = {"Authorization": f"Bearer {key}"}
@@ -50,6 +54,7 @@ def test_cli_then_app_on_the_same_data_dir(data_dir: Path, tiny_model_dir: Path)
             ("tiny-ctrlgenaug", 8, ["class_0", "class_1", "class_2"])
         ]
         assert client.get("/v1/info").json()["models"] == models
+        assert [d["name"] for d in client.get("/v1/datasets", headers=headers).json()] == ["build"]
         ready = client.get("/v1/ready").json()
         assert ready == {
             "ready": True,

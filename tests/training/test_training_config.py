@@ -55,8 +55,7 @@ def test_defaults_are_table_1() -> None:
 def test_bad_settings_name_the_field(patch: dict, field: str) -> None:
     with pytest.raises(ConfigError) as error:
         parse_config({"stage": "vae", "output_dir": "o", "data": DATA, **patch})
-    assert str(error.value).startswith(f"vae.{field}:") or f"{field}:" in str(error.value)
-    assert field in str(error.value)
+    assert str(error.value).startswith(f"{field}:")
 
 
 def test_stage_is_checked_against_the_command() -> None:

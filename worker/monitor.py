@@ -1,0 +1,91 @@
+"""What a running job watches between denoising steps: its cancel flag, its deadline and the worker's
+shutdown; and what it reports: the current denoising step."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Callable
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from store.models import Job
+
+# Set when the worker process begins a warm shutdown (Celery's `worker_shutting_down` signal).
+SHUTDOWN = threading.Event()
+
+CANCELLED, TIME_LIMIT, SHUTTING_DOWN = "cancelled", "time_limit", "shutdown"
+
+
+class JobInterrupted(Exception):
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+class JobMonitor:
+    """Polls the job's cancel flag at most every `poll_interval_s` and writes progress at most every
+    `progress_interval_s` (the last step of a loop is always written)."""
+
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        job_id: uuid.UUID,
+        *,
+        time_limit_s: float,
+        poll_interval_s: float,
+        progress_interval_s: float,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.sessions = sessions
+        self.job_id = job_id
+        self.time_limit_s = time_limit_s
+        self.poll_interval_s = poll_interval_s
+        self.progress_interval_s = progress_interval_s
+        self.clock = clock
+        self.deadline = clock() + time_limit_s
+        self._polled_at = -float("inf")
+        self._cancel_requested = False
+        self._progress_at = -float("inf")
+        self.interruption: JobInterrupted | None = None
+
+    def cancel_requested(self) -> bool:
+        now = self.clock()
+        if now - self._polled_at >= self.poll_interval_s:
+            with self.sessions() as session:
+                self._cancel_requested = bool(
+                    session.scalar(select(Job.cancel_requested).where(Job.id == self.job_id))
+                )
+            self._polled_at = now
+        return self._cancel_requested
+
+    def should_stop(self) -> bool:
+        """The sampler's `should_cancel`: True (and `interruption` set) when the job must stop now."""
+        if SHUTDOWN.is_set():
+            self.interruption = JobInterrupted(SHUTTING_DOWN, "the worker is shutting down")
+        elif self.clock() > self.deadline:
+            self.interruption = JobInterrupted(
+                TIME_LIMIT, f"time limit of {self.time_limit_s:g} s exceeded (task_time_limit_s)"
+            )
+        elif self.cancel_requested():
+            self.interruption = JobInterrupted(CANCELLED, "cancelled on request")
+        return self.interruption is not None
+
+    def check(self) -> None:
+        """Raise `JobInterrupted` between the phases of a job."""
+        if self.should_stop():
+            assert self.interruption is not None
+            raise self.interruption
+
+    def step(self, step: int, total: int) -> None:
+        now = self.clock()
+        if step < total and now - self._progress_at < self.progress_interval_s:
+            return
+        self._progress_at = now
+        with self.sessions() as session:
+            session.execute(
+                update(Job).where(Job.id == self.job_id).values(denoise_step=step, denoise_steps=total)
+            )
+            session.commit()

@@ -1,0 +1,51 @@
+"""Worker settings: the service settings plus what only workers read (same `CTRLGENAUG_` environment)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from pydantic import Field, model_validator
+
+from store.settings import Settings
+
+
+class WorkerSettings(Settings):
+    worker_device: str = Field("auto", description="torch device of the pipeline: auto, cpu, cuda, cuda:N")
+    worker_batch_size: int = Field(4, ge=1, description="clips sampled together in one denoising loop")
+    worker_max_deliveries: int = Field(
+        3, ge=1, description="a job delivered this many times without finishing is failed (poison job)"
+    )
+    worker_model_cache_size: int = Field(1, ge=1, description="pipelines kept loaded per worker process")
+    task_time_limit_s: float = Field(12 * 3600, gt=0, description="longest one delivery of a job may run")
+    broker_visibility_timeout_s: float = Field(
+        13 * 3600, gt=0, description="Redis: an unacknowledged message is redelivered after this long"
+    )
+    cancel_poll_interval_s: float = Field(
+        1.0, ge=0, description="the job's cancel flag is read at most this often"
+    )
+    progress_interval_s: float = Field(1.0, ge=0, description="denoising progress is written at most this often")
+    outbox_relay_interval_s: float = Field(10.0, gt=0, description="how often the relay dispatches the outbox")
+    stale_job_after_s: float = Field(
+        1800, gt=0, description="an unfinished job whose row has not changed for this long is enqueued again"
+    )
+
+    @model_validator(mode="after")
+    def _visibility_outlasts_time_limit(self) -> WorkerSettings:
+        if self.broker_visibility_timeout_s <= self.task_time_limit_s:
+            raise ValueError(
+                f"broker_visibility_timeout_s ({self.broker_visibility_timeout_s}) must exceed "
+                f"task_time_limit_s ({self.task_time_limit_s}), or a running job is delivered twice"
+            )
+        return self
+
+    def resolved_device(self) -> str:
+        if self.worker_device != "auto":
+            return self.worker_device
+        import torch
+
+        return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+@lru_cache(maxsize=1)
+def get_worker_settings() -> WorkerSettings:
+    return WorkerSettings()

@@ -1,0 +1,122 @@
+"""Storing sampled clips off the sampling thread: objects first, then the clip row, counts and audit event."""
+
+from __future__ import annotations
+
+import uuid
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+
+import numpy as np
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from store.audit import append_event
+from store.jobs import clip_object_key, clip_preview_key, upsert_clip
+from store.models import Bank, Clip, Job
+from store.objects import ObjectStore
+from worker.clip_files import clip_npz_bytes, preview_gif_bytes
+
+
+@dataclass(frozen=True)
+class ClipSlot:
+    """Where a clip belongs and how it was drawn."""
+
+    project_id: uuid.UUID
+    job_id: uuid.UUID
+    bank_id: uuid.UUID
+    bank_index: int
+    index_in_bank: int
+    seed: int
+    class_index: int | None
+    model_checksum: str
+
+
+def store_clip(sessions: sessionmaker[Session], store: ObjectStore, slot: ClipSlot, frames: np.ndarray) -> Clip:
+    """Write the clip's NPZ and preview under their deterministic keys, then commit its row.
+
+    A crash before the commit leaves only objects that the next run overwrites with the same bytes.
+    """
+    metadata = {
+        "seed": slot.seed,
+        "bank_index": slot.bank_index,
+        "index_in_bank": slot.index_in_bank,
+        "class_index": -1 if slot.class_index is None else slot.class_index,
+        "job_id": str(slot.job_id),
+        "model_checksum": slot.model_checksum,
+    }
+    clip_info = store.put(
+        clip_object_key(slot.job_id, slot.bank_index, slot.index_in_bank),
+        clip_npz_bytes(frames, metadata),
+        content_type="application/x-npz",
+    )
+    preview_info = store.put(
+        clip_preview_key(slot.job_id, slot.bank_index, slot.index_in_bank, "gif"),
+        preview_gif_bytes(frames),
+        content_type="image/gif",
+    )
+    assert clip_info.sha256 is not None
+    with sessions() as session:
+        clip = upsert_clip(
+            session,
+            job_id=slot.job_id,
+            bank_id=slot.bank_id,
+            index_in_bank=slot.index_in_bank,
+            seed=slot.seed,
+            object_key=clip_info.key,
+            sha256=clip_info.sha256,
+            size_bytes=clip_info.size,
+            preview_key=preview_info.key,
+        )
+        bank_count = select(func.count()).where(Clip.bank_id == slot.bank_id).scalar_subquery()
+        job_count = select(func.count()).where(Clip.job_id == slot.job_id).scalar_subquery()
+        session.execute(update(Bank).where(Bank.id == slot.bank_id).values(clips_done=bank_count))
+        session.execute(update(Job).where(Job.id == slot.job_id).values(clips_done=job_count))
+        append_event(
+            session,
+            slot.project_id,
+            "clip.stored",
+            {
+                "job_id": str(slot.job_id),
+                "clip_id": str(clip.id),
+                "bank": slot.bank_index,
+                "index_in_bank": slot.index_in_bank,
+                "seed": slot.seed,
+                "sha256": clip_info.sha256,
+            },
+        )
+        session.commit()
+        return clip
+
+
+class ClipWriter:
+    """One background thread stores clips in submission order while the caller samples the next batch."""
+
+    def __init__(self, sessions: sessionmaker[Session], store: ObjectStore) -> None:
+        self.sessions = sessions
+        self.store = store
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="clip-writer")
+        self._pending: list[Future[Clip]] = []
+
+    def submit(self, slot: ClipSlot, frames: np.ndarray) -> None:
+        self._pending.append(self._executor.submit(store_clip, self.sessions, self.store, slot, frames))
+
+    def wait(self) -> list[Clip]:
+        """Block until every submitted clip is stored; re-raise the first error."""
+        pending, self._pending = self._pending, []
+        return [future.result() for future in pending]
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=True)
+
+    def __enter__(self) -> ClipWriter:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        try:
+            if exc_info[0] is None:
+                self.wait()
+            else:
+                for future in self._pending:
+                    future.exception()
+        finally:
+            self.close()
