@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 from fastapi import FastAPI
 
+from api import console
 from api.limits import BodySizeLimitMiddleware
 from api.metrics import MetricsMiddleware, ServiceMetrics
 from api.routers import assets, audit, clips, datasets, jobs, objects, system
@@ -51,6 +52,8 @@ def create_app(
         objects.router,
     ):
         app.include_router(router)
+    app.include_router(console.router)
+    app.mount(console.STATIC_ROUTE, console.static_files(), name="console-static")
     app.add_middleware(
         BodySizeLimitMiddleware, max_bytes=settings.max_upload_bytes + MULTIPART_OVERHEAD_BYTES
     )

@@ -16,6 +16,7 @@ _COMMAND_MODULES = (
     "cli.train",
     "cli.evaluate",
     "cli.service",
+    "cli.worker",
 )
 
 for _name in _COMMAND_MODULES:

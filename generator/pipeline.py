@@ -285,8 +285,8 @@ class CtrlGenAugPipeline:
             if name not in index:
                 raise ValueError(f"{MODEL_INDEX}: component {name!r} is missing")
         info = ModelInfo.load(root)
-        vae = AutoencoderKL.from_pretrained(root / "vae", local_files_only=True)
-        unet = SequenceUNet.from_pretrained(root / "unet", local_files_only=True)
+        vae = AutoencoderKL.from_pretrained(root / "vae", local_files_only=True, torch_dtype=dtype)
+        unet = SequenceUNet.from_pretrained(root / "unet", local_files_only=True, torch_dtype=dtype)
         text_encoder = None
         if "text_encoder" in index:
             text_encoder = CLIPTextConditioner.from_pretrained(root / "text_encoder")
@@ -300,7 +300,7 @@ class CtrlGenAugPipeline:
                     f"image encoder backbone {image_encoder.identity} is not the saved {card['identity']}"
                 )
             image_projector = ImagePriorProjector.from_pretrained(
-                root / "image_projector", local_files_only=True
+                root / "image_projector", local_files_only=True, torch_dtype=dtype
             )
         schedule = DDIMScheduler.load_config(root / "scheduler")
         pipeline = cls(

@@ -1,1 +1,1 @@
-"""The GPU worker: Celery app and tasks that generate a job's banks, filter the job and export its database."""
+"""The GPU worker: Celery app and tasks that generate a job's banks, filter it and export its database."""

@@ -28,7 +28,7 @@ def clip_npz_bytes(frames: np.ndarray, metadata: Mapping[str, int | str]) -> byt
             info = zipfile.ZipInfo(f"{name}.npy", date_time=ZIP_EPOCH)
             info.compress_type = zipfile.ZIP_DEFLATED
             with archive.open(info, "w") as member:
-                np.lib.format.write_array(member, np.ascontiguousarray(array), allow_pickle=False)
+                np.lib.format.write_array(member, array, allow_pickle=False)
     return buffer.getvalue()
 
 

@@ -33,7 +33,9 @@ def fit_motion_field(field: np.ndarray, num_frames: int, height: int, width: int
 def bank_conditions(store: ObjectStore, bank: Bank, info: ModelInfo) -> BankConditions:
     image_prior = motion_field = None
     if bank.image_prior_asset is not None:
-        image_prior = fit_image_prior(load_image_prior(store, bank.image_prior_asset), info.height, info.width)
+        image_prior = fit_image_prior(
+            load_image_prior(store, bank.image_prior_asset), info.height, info.width
+        )
     if bank.motion_asset is not None:
         motion_field = fit_motion_field(
             load_motion_field(store, bank.motion_asset), info.num_frames, info.height, info.width

@@ -38,7 +38,9 @@ def load_clip_frames(store: ObjectStore, clip: Clip) -> np.ndarray:
     data = store.get(clip.object_key)
     digest = hashlib.sha256(data).hexdigest()
     if digest != clip.sha256:
-        raise ValueError(f"clip {clip.id}: object {clip.object_key} has SHA-256 {digest}, row has {clip.sha256}")
+        raise ValueError(
+            f"clip {clip.id}: object {clip.object_key} has SHA-256 {digest}, row has {clip.sha256}"
+        )
     return read_clip_frames(data)
 
 
@@ -91,7 +93,9 @@ def record_decisions(job: Job, clips: list[Clip], result: FilterResult) -> None:
     job.band_low, job.band_high = result.band
 
 
-def filter_job(session: Session, store: ObjectStore, model: LoadedModel, job: Job, batch_size: int) -> FilterResult:
+def filter_job(
+    session: Session, store: ObjectStore, model: LoadedModel, job: Job, batch_size: int
+) -> FilterResult:
     """Score and filter every clip of the job; decisions go on the clip rows (the caller commits)."""
     clips = job_clips(session, job.id)
     if not clips:

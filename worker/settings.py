@@ -10,6 +10,11 @@ from store.settings import Settings
 
 
 class WorkerSettings(Settings):
+    task_queue: str = Field(
+        "celery",
+        min_length=1,
+        description="broker queue of job messages (the API publishes to Celery's default)",
+    )
     worker_device: str = Field("auto", description="torch device of the pipeline: auto, cpu, cuda, cuda:N")
     worker_batch_size: int = Field(4, ge=1, description="clips sampled together in one denoising loop")
     worker_max_deliveries: int = Field(
@@ -23,8 +28,15 @@ class WorkerSettings(Settings):
     cancel_poll_interval_s: float = Field(
         1.0, ge=0, description="the job's cancel flag is read at most this often"
     )
-    progress_interval_s: float = Field(1.0, ge=0, description="denoising progress is written at most this often")
-    outbox_relay_interval_s: float = Field(10.0, gt=0, description="how often the relay dispatches the outbox")
+    progress_interval_s: float = Field(
+        1.0, ge=0, description="denoising progress is written at most this often"
+    )
+    worker_retry_delay_s: float = Field(
+        30.0, ge=0, description="wait before redelivering after a transient failure"
+    )
+    outbox_relay_interval_s: float = Field(
+        10.0, gt=0, description="how often the relay dispatches the outbox"
+    )
     stale_job_after_s: float = Field(
         1800, gt=0, description="an unfinished job whose row has not changed for this long is enqueued again"
     )

@@ -31,7 +31,9 @@ class ClipSlot:
     model_checksum: str
 
 
-def store_clip(sessions: sessionmaker[Session], store: ObjectStore, slot: ClipSlot, frames: np.ndarray) -> Clip:
+def store_clip(
+    sessions: sessionmaker[Session], store: ObjectStore, slot: ClipSlot, frames: np.ndarray
+) -> Clip:
     """Write the clip's NPZ and preview under their deterministic keys, then commit its row.
 
     A crash before the commit leaves only objects that the next run overwrites with the same bytes.

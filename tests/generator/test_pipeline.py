@@ -241,7 +241,9 @@ def test_pipeline_on_cuda_matches_cpu_and_runs_in_half_precision(saved, bank) ->
     cuda = CtrlGenAugPipeline.from_pretrained(saved, device="cuda")
     assert cuda.device.type == "cuda"
     expected = cpu.sample_latents([bank], [3], SETTINGS)
-    torch.testing.assert_close(cuda.sample_latents([bank], [3], SETTINGS).cpu(), expected, rtol=1e-2, atol=1e-2)
+    torch.testing.assert_close(
+        cuda.sample_latents([bank], [3], SETTINGS).cpu(), expected, rtol=1e-2, atol=1e-2
+    )
     half = CtrlGenAugPipeline.from_pretrained(saved, device="cuda", dtype=torch.float16)
     clips = half.sample([bank, BankConditions()], [3, 4], SETTINGS)
     assert clips.shape == (2, 8, 32, 32) and clips.dtype == np.uint8

@@ -3,58 +3,20 @@ SeaweedFS S3 gateway (`weed mini`), each on free loopback ports, never the share
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
 from pathlib import Path
-from types import ModuleType
 
-REPO = Path(__file__).resolve().parents[2]
+from reliability_support import free_ports, port_open, wait_until
+
 WEED = Path(sys.executable).parent / "weed"
-
-
-def free_ports(count: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(count)]
-    try:
-        for sock in sockets:
-            sock.bind(("127.0.0.1", 0))
-        return [sock.getsockname()[1] for sock in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
-
-
-def wait_until(check: Callable[[], bool], timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not check():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{what} not ready after {timeout_s} s")
-        time.sleep(0.2)
-
-
-def port_open(port: int) -> bool:
-    with socket.socket() as sock:
-        sock.settimeout(0.5)
-        return sock.connect_ex(("127.0.0.1", port)) == 0
-
-
-def load_faultproxy() -> ModuleType:
-    """scripts/ is not a package: load scripts/faultproxy.py by path."""
-    spec = importlib.util.spec_from_file_location("faultproxy", REPO / "scripts" / "faultproxy.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["faultproxy"] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 def _stop_process(process: subprocess.Popen[bytes] | None, sig: int = signal.SIGTERM) -> None:

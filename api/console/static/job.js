@@ -1,0 +1,199 @@
+// One job: status and progress (refreshed every second until it finishes), the filter's per-check counts,
+// the VAE-Seq histogram with its band, the clip previews, cancel and the database download.
+
+import {
+  ApiError, FINISHED, api, apiJson, formatScore, formatTime, h, jobProgress, poll, requireLogin, showNotice, statusBadge,
+} from "./console.js";
+import { drawHistogram } from "./histogram.js";
+
+const jobId = document.getElementById("job-page").dataset.jobId;
+const $ = (id) => document.getElementById(id);
+const notice = $("job-notice");
+const CHECKS = [
+  ["Semantic misalignment: loss above the bank's mean (× α)", "semantic"],
+  ["Inner-sequence: inconsistent, VAE-Seq below tₗ", "inconsistent"],
+  ["Inner-sequence: near-static, VAE-Seq above tₕ", "static"],
+  ["Inter-sequence: duplicate of a kept clip (Θ ≥ threshold)", "duplicate"],
+];
+const cards = new Map();
+let lastSeen = "";
+
+function renderStatus(job) {
+  $("job-status").replaceWith(Object.assign(statusBadge(job.status), { id: "job-status" }));
+  $("job-model").textContent = `${job.model} ${job.model_version}`;
+  $("job-seed").textContent = String(job.seed);
+  const sampler = job.sampler;
+  $("job-sampler").textContent =
+    `${sampler.name}, ${sampler.steps} steps, guidance ${sampler.guidance_scale}, eta ${sampler.eta}`;
+  $("job-created").textContent = formatTime(job.created_at);
+  $("job-finished").textContent = formatTime(job.finished_at);
+  const { fraction, text } = jobProgress(job);
+  $("job-progress").value = fraction;
+  $("job-progress-text").textContent = text;
+  $("job-error").hidden = !job.error;
+  $("job-error").textContent = job.error ? `Error: ${job.error}` : "";
+  $("cancel-job").disabled = FINISHED.has(job.status) || job.cancel_requested;
+  $("cancel-job").textContent = job.cancel_requested && !FINISHED.has(job.status) ? "Cancel requested" : "Cancel job";
+  $("download-database").disabled = !job.database_ready;
+}
+
+function filterRan(job) {
+  return job.results.band !== null || ["exporting", "succeeded"].includes(job.status);
+}
+
+function renderFilterTable(job) {
+  const body = document.querySelector("#filter-table tbody");
+  if (!filterRan(job)) {
+    body.replaceChildren(h("tr", {}, h("td", { colspan: 4 }, "The filter has not run yet.")));
+    return;
+  }
+  const dropped = job.results.dropped_counts;
+  let remaining = job.results.clips_kept + Object.values(dropped).reduce((a, b) => a + b, 0);
+  const rows = [h("tr", {}, h("th", { scope: "row" }, "Clips sampled"), h("td", {}, "—"), h("td", { class: "number" }, "—"), h("td", { class: "number" }, String(remaining)))];
+  for (const [label, reason] of CHECKS) {
+    const count = dropped[reason] ?? 0;
+    remaining -= count;
+    rows.push(
+      h(
+        "tr",
+        { "data-reason": reason },
+        h("th", { scope: "row" }, label),
+        h("td", {}, h("code", {}, reason)),
+        h("td", { class: "number" }, String(count)),
+        h("td", { class: "number" }, String(remaining)),
+      ),
+    );
+  }
+  body.replaceChildren(...rows);
+}
+
+async function allClips() {
+  const clips = [];
+  let cursor = null;
+  do {
+    const query = new URLSearchParams({ limit: "500" });
+    if (cursor) query.set("cursor", cursor);
+    const page = await apiJson(`/v1/jobs/${jobId}/clips?${query}`);
+    clips.push(...page.items);
+    cursor = page.next_cursor;
+  } while (cursor);
+  return clips;
+}
+
+function decisionBadge(clip) {
+  if (clip.kept === null) return h("span", { class: "badge pending" }, "not filtered yet");
+  if (clip.kept) return h("span", { class: "badge kept" }, "kept");
+  return h("span", { class: "badge dropped" }, `dropped: ${clip.reason}`);
+}
+
+function clipCard(clip) {
+  const name = `Bank ${clip.bank_index} · clip ${clip.index_in_bank}`;
+  const preview = clip.preview_url
+    ? h("img", { src: clip.preview_url, alt: `Animated preview of ${name}`, loading: "lazy", width: 128, height: 128 })
+    : h("p", { class: "hint" }, "No preview");
+  return h(
+    "li",
+    { class: "clip-card", "data-clip-id": clip.id },
+    h("a", { href: `/console/clips/${clip.id}` }, preview, h("span", { class: "clip-title" }, name)),
+    h("div", { class: "clip-meta" }),
+  );
+}
+
+function renderClips(clips) {
+  const grid = $("clip-grid");
+  clips.forEach((clip, position) => {
+    let card = cards.get(clip.id);
+    if (!card) {
+      card = clipCard(clip);
+      cards.set(clip.id, card);
+    }
+    if (grid.children[position] !== card) grid.insertBefore(card, grid.children[position] ?? null);
+    card.classList.toggle("is-kept", clip.kept === true);
+    card.classList.toggle("is-dropped", clip.kept === false);
+    card.dataset.kept = String(clip.kept);
+    card
+      .querySelector(".clip-meta")
+      .replaceChildren(decisionBadge(clip), h("span", {}, `VAE-Seq ${formatScore(clip.vae_seq)}`));
+  });
+  const kept = clips.filter((clip) => clip.kept === true).length;
+  const dropped = clips.filter((clip) => clip.kept === false).length;
+  $("clips-status").textContent = clips.length
+    ? `${clips.length} clips: ${kept} kept, ${dropped} dropped.`
+    : "No clips yet.";
+}
+
+async function refreshClips(job) {
+  const clips = await allClips();
+  renderClips(clips);
+  const scores = clips.map((clip) => clip.vae_seq).filter((value) => value !== null);
+  drawHistogram($("histogram"), scores, job.results.band);
+}
+
+function render(job) {
+  renderStatus(job);
+  renderFilterTable(job);
+}
+
+async function step() {
+  const job = await apiJson(`/v1/jobs/${jobId}`);
+  render(job);
+  const seen = `${job.status}/${job.progress.clips_done}`;
+  if (seen !== lastSeen) {
+    lastSeen = seen;
+    await refreshClips(job);
+  }
+  return FINISHED.has(job.status);
+}
+
+async function cancel() {
+  try {
+    render(await apiJson(`/v1/jobs/${jobId}/cancel`, { method: "POST" }));
+    showNotice(notice, "Cancel requested: the worker stops between denoising steps.");
+  } catch (error) {
+    showNotice(notice, `Could not cancel: ${error.message}`, true);
+  }
+}
+
+function saveAs(href, filename) {
+  const link = h("a", { href, download: filename, hidden: true });
+  document.body.append(link);
+  link.click();
+  link.remove();
+}
+
+/** A time-limited link when the store gives one (S3, signed local URL), else the API streams the ZIP. */
+async function downloadDatabase() {
+  const filename = `ctrlgenaug-${jobId}.zip`;
+  try {
+    const response = await api(`/v1/jobs/${jobId}/database?presigned=1`);
+    if ((response.headers.get("Content-Type") ?? "").startsWith("application/json")) {
+      const link = await response.json();
+      $("database-info").textContent =
+        `Database: ${link.size_bytes} bytes, SHA-256 ${link.sha256}; the link expires in ${link.expires_in} s.`;
+      saveAs(link.url, filename);
+    } else {
+      const url = URL.createObjectURL(await response.blob());
+      $("database-info").textContent = `Database: SHA-256 ${response.headers.get("X-Content-SHA256") ?? "unknown"}.`;
+      saveAs(url, filename);
+      setTimeout(() => URL.revokeObjectURL(url), 60_000);
+    }
+  } catch (error) {
+    showNotice(notice, `Could not download the database: ${error instanceof ApiError ? error.message : error}`, true);
+  }
+}
+
+if (requireLogin()) {
+  $("cancel-job").addEventListener("click", cancel);
+  $("download-database").addEventListener("click", downloadDatabase);
+  poll(async () => {
+    try {
+      return await step();
+    } catch (error) {
+      if (error instanceof ApiError && error.status === 404) {
+        showNotice(notice, "This job does not exist in your project.", true);
+        return true;
+      }
+      throw error;
+    }
+  }, 1000);
+}
