@@ -91,6 +91,8 @@ class DecoupledCrossAttnProcessor(nn.Module):
     ``to_k_img``/``to_v_img`` (bias-free, so zero image tokens give exactly zero, like no tokens);
     the two attention outputs are summed before ``to_out``. A missing branch contributes zero.
     With ``image_branch=False`` the layer is text-only and refuses image tokens.
+    In the sequence UNet (``frame_context`` given) every frame carries its clip's tokens: the attention
+    runs once per clip over all its frames' queries (`per_clip`), projecting the tokens once, not per frame.
     """
 
     def __init__(self, hidden_size: int, cross_attention_dim: int, image_branch: bool = True) -> None:
@@ -115,6 +117,10 @@ class DecoupledCrossAttnProcessor(nn.Module):
                 f"hidden_states must be (batch, tokens, channels), got {tuple(hidden_states.shape)}"
             )
         query = attn.to_q(hidden_states)
+        frames = 1
+        if frame_context is not None and attention_mask is None:
+            frames = frame_context.num_frames
+            query = per_clip(query, frames)
         attended = torch.zeros_like(query)
         if encoder_hidden_states is not None:
             text = (
@@ -126,13 +132,34 @@ class DecoupledCrossAttnProcessor(nn.Module):
             if attention_mask is not None:
                 mask = attn.prepare_attention_mask(attention_mask, text.shape[1], text.shape[0])
                 mask = mask.view(text.shape[0], attn.heads, -1, mask.shape[-1])
+            text = text[::frames]
             attended = attended + _attend(attn, query, attn.to_k(text), attn.to_v(text), mask)
         if image_prior_tokens is not None:
             if not self.image_branch:
                 raise ValueError("image_prior_tokens given to a UNet built without the image-prior branch")
-            tokens = image_prior_tokens.to(query.dtype)
+            tokens = image_prior_tokens[::frames].to(query.dtype)
             attended = attended + _attend(attn, query, self.to_k_img(tokens), self.to_v_img(tokens))
-        return _output(attn, attended)
+        return _output(attn, per_frame(attended, frames))
+
+
+def per_clip(x: torch.Tensor, num_frames: int) -> torch.Tensor:
+    """(b*f, tokens, channels) with frames folded as (b f) -> (b, f*tokens, channels), a view.
+
+    The sequence UNet gives every frame of a clip the clip's condition tokens, so a cross-attention
+    can run once per clip over all its frames' queries: keys/values are projected once, not f times.
+    """
+    if num_frames == 1:
+        return x
+    batch_frames, tokens, channels = x.shape
+    return x.reshape(batch_frames // num_frames, num_frames * tokens, channels)
+
+
+def per_frame(x: torch.Tensor, num_frames: int) -> torch.Tensor:
+    """Inverse of `per_clip`."""
+    if num_frames == 1:
+        return x
+    batch, clip_tokens, channels = x.shape
+    return x.reshape(batch * num_frames, clip_tokens // num_frames, channels)
 
 
 def key_frame_keys(x: torch.Tensor, num_frames: int) -> torch.Tensor:

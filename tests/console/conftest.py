@@ -1,0 +1,202 @@
+"""Console tests: the real app under uvicorn (on the REAL PostgreSQL/Redis/S3 test servers, fixtures of the
+service tests), G2's worker task run in process on a background thread with the tiny model, and headless
+Debian Chromium driven by Playwright."""
+
+from __future__ import annotations
+
+import importlib.util
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+import uvicorn
+from playwright.sync_api import Browser, ConsoleMessage, Page, Playwright, sync_playwright
+from sqlalchemy.orm import Session, sessionmaker
+
+from api.main import create_app
+from store.objects import S3ObjectStore
+from store.registry import register_model
+from worker.celery_app import create_celery_app
+from worker.context import WorkerContext
+from worker.pipelines import PipelineCache
+
+CONSOLE_TESTS = Path(__file__).resolve().parent
+TESTS = CONSOLE_TESTS.parent
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+def _load(name: str, path: Path) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+# The service and worker tests' fixtures and helpers, imported (not moved): their conftests are not shared.
+_service = _load("console_service_conftest", TESTS / "service" / "conftest.py")
+_worker = _load("console_worker_conftest", TESTS / "worker" / "conftest.py")
+service_files = _load("console_service_files", TESTS / "service" / "service_files.py")
+
+services = _service.services
+admin_url = _service.admin_url
+fresh_database = _service.fresh_database
+database_url = _service.database_url
+engine = _service.engine
+sessions = _service.sessions
+s3_client = _service.s3_client
+s3_store = _service.s3_store
+clean = _service.clean
+make_key = _service.make_key
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.path.is_relative_to(CONSOLE_TESTS):
+            item.add_marker(pytest.mark.browser)
+            item.add_marker(pytest.mark.services)
+
+
+@pytest.fixture(scope="session")
+def console_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return _worker.build_tiny_model_dir(tmp_path_factory.mktemp("console-model"))
+
+
+@pytest.fixture(scope="session")
+def console_pipelines() -> PipelineCache:
+    return PipelineCache("cpu")
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class Console:
+    base_url: str
+    api_key: str
+    model_name: str
+    store: S3ObjectStore
+    sessions: sessionmaker[Session]
+
+    def url(self, path: str) -> str:
+        return self.base_url + path
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.api_key}"}
+
+
+class InProcessWorker:
+    """The API's task sender: runs G2's Celery task (`task.apply`, the worker's own code path) on one
+    background thread, as one worker process would."""
+
+    def __init__(self, context: WorkerContext) -> None:
+        self.celery = create_celery_app(context.settings, context=context)
+        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="console-worker")
+        self.errors: list[BaseException] = []
+
+    def __call__(self, task: str, payload: dict[str, Any]) -> None:
+        self.executor.submit(self._run, task, payload)
+
+    def _run(self, task: str, payload: dict[str, Any]) -> None:
+        result = self.celery.tasks[task].apply(kwargs=payload)
+        if result.failed():
+            self.errors.append(result.result)
+
+
+@pytest.fixture
+def console(
+    clean: None,
+    database_url: str,
+    services: dict[str, str],
+    s3_store: S3ObjectStore,
+    sessions: sessionmaker[Session],
+    console_pipelines: PipelineCache,
+    console_model_dir: Path,
+    make_key: Callable[[str], dict[str, str]],
+    tmp_path: Path,
+) -> Iterator[Console]:
+    settings = _worker.worker_settings_for(database_url, services, tmp_path / "data")
+    context = WorkerContext.from_settings(settings, lambda task, payload: None, object_store=s3_store, models=console_pipelines)
+    worker = InProcessWorker(context)
+    context.send_task = worker
+    app = create_app(settings, object_store=s3_store, send_task=worker, check_broker=lambda: None)
+    port = _free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off"))
+    thread = threading.Thread(target=server.run, name="console-uvicorn", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.05)
+    with sessions() as session:
+        model_name = register_model(session, console_model_dir).name
+        session.commit()
+    api_key = make_key("console-tests")["Authorization"].removeprefix("Bearer ")
+    try:
+        yield Console(f"http://127.0.0.1:{port}", api_key, model_name, s3_store, sessions)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        worker.executor.shutdown(wait=True, cancel_futures=True)
+        app.state.service.sessionmaker.kw["bind"].dispose()
+        context.engine.dispose()
+    assert not worker.errors, worker.errors
+
+
+@pytest.fixture(scope="session")
+def playwright() -> Iterator[Playwright]:
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} is missing: run `make browser` (apt-get install chromium)")
+    with sync_playwright() as p:
+        yield p
+
+
+@pytest.fixture(scope="session")
+def browser(playwright: Playwright) -> Iterator[Browser]:
+    browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+    yield browser
+    browser.close()
+
+
+@pytest.fixture
+def page(browser: Browser) -> Iterator[Page]:
+    """A fresh browser context (empty sessionStorage); fails the test on any script error or CSP violation."""
+    context = browser.new_context(viewport={"width": 1200, "height": 900}, accept_downloads=True)
+    page = context.new_page()
+    page.set_default_timeout(15_000)
+    problems: list[str] = []
+
+    def on_console(message: ConsoleMessage) -> None:
+        if message.type == "error" and not _expected_console_error(message.text):
+            problems.append(message.text)
+
+    page.on("console", on_console)
+    page.on("pageerror", lambda error: problems.append(f"page error: {error}"))
+    yield page
+    context.close()
+    assert not problems, problems
+
+
+def _expected_console_error(text: str) -> bool:
+    """Chromium logs every non-2xx fetch; the tests provoke 401 and 422 answers on purpose."""
+    return "Failed to load resource" in text and ("401" in text or "422" in text)
