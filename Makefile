@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: demo test lint env services services-stop demo-sources train-demo chaos bench clean
+.PHONY: demo test lint env services services-stop demo-sources train-demo chaos bench clean browser
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -27,11 +27,18 @@ services: $(STAMP)
 services-stop:
 	scripts/services.sh stop
 
-test: $(STAMP) services demo-sources
+# Headless Chromium for the console tests (tests/console, marked `browser`), from Debian.
+browser:
+	test -x /usr/bin/chromium || (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium)
+
+test: $(STAMP) services demo-sources browser
 	. scripts/services.env && OMP_NUM_THREADS=2 $(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 chaos: $(STAMP) services
 	. scripts/services.env && $(BIN)/python -m pytest -q -m chaos --run-chaos tests
+
+faults: $(STAMP) services
+	. scripts/services.env && $(BIN)/python -m pytest -q -m faults tests/reliability
 
 train-demo: $(STAMP) demo-sources
 	scripts/train_demo.sh

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from fastapi import FastAPI
 
 from api import console
+from api.errors import install_error_handlers
 from api.limits import BodySizeLimitMiddleware
 from api.metrics import MetricsMiddleware, ServiceMetrics
 from api.routers import assets, audit, clips, datasets, jobs, objects, system
@@ -41,6 +42,7 @@ def create_app(
         description="Synthetic, quality-filtered databases of medical sequences (Ctrl-GenAug).",
     )
     app.state.service = state
+    install_error_handlers(app)
     app.state.metrics = ServiceMetrics(state.sessionmaker)
     for router in (
         system.router,

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any, Generic, Literal, TypeVar
+from typing import Annotated, Any, Generic, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from store.models import AssetKind, BankStatus, JobStatus
 
 T = TypeVar("T")
 MAX_SEED = 2**63 - 1
+# PostgreSQL text cannot hold NUL: such a string must be a 422 naming its field, not a database error.
+NUL_FREE = r"^[^\x00]*$"
+Text = Annotated[str, StringConstraints(pattern=NUL_FREE)]
 
 
 class Page(BaseModel, Generic[T]):
@@ -71,7 +74,7 @@ class AssetOut(BaseModel):
 
 
 class SamplerIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     name: Literal["ddim", "dpmsolver++", "unipc"] = "ddim"
     steps: int = Field(200, ge=1, le=1000)
@@ -82,7 +85,7 @@ class SamplerIn(BaseModel):
 class FilterIn(BaseModel):
     """The filter's thresholds (paper §3.5, Algorithm 1); same fields and bounds as filter.FilterSettings."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     alpha: float = Field(1.0, gt=0.0)
     kmeans_k: int = Field(4, ge=3, le=32)
@@ -96,8 +99,8 @@ class BankIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    class_label: str | None = None
-    text: str | None = Field(None, max_length=2000)
+    class_label: Text | None = None
+    text: Text | None = Field(None, max_length=2000)
     image_prior_asset: uuid.UUID | None = None
     motion_asset: uuid.UUID | None = None
     samples: int = Field(ge=1, le=1000)
@@ -108,9 +111,9 @@ class BanksFromIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    dataset: str = Field(min_length=1, description="dataset name or id")
+    dataset: Text = Field(min_length=1, description="dataset name or id")
     samples_per_bank: int = Field(ge=1, le=1000)
-    classes: list[str] | None = Field(None, min_length=1, description="only these classes (default: all)")
+    classes: list[Text] | None = Field(None, min_length=1, description="only these classes (default: all)")
     balance_to_majority: bool = Field(
         False,
         description="give each class enough samples that real + synthetic clips equal the majority class's "
@@ -121,7 +124,7 @@ class BanksFromIn(BaseModel):
 class JobIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    model: str = Field(min_length=1, description="model name (latest version) or name:version")
+    model: Text = Field(min_length=1, description="model name (latest version) or name:version")
     banks: list[BankIn] | None = Field(None, min_length=1, max_length=10000)
     banks_from: BanksFromIn | None = None
     sampler: SamplerIn = Field(default_factory=lambda: SamplerIn.model_validate({}))

@@ -45,8 +45,10 @@ def run_worker(
     from worker.dispatch import OutboxRelay, relay_once, requeue_stale_jobs
     from worker.settings import WorkerSettings
 
-    logging.basicConfig(level=loglevel.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    settings = WorkerSettings(**({} if device is None else {"worker_device": device}))
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for name in ("celery", "worker"):
+        logging.getLogger(name).setLevel(loglevel.upper())
+    settings = WorkerSettings() if device is None else WorkerSettings(worker_device=device)
     app = create_celery_app(settings)
     context = app.ctrlgenaug_context.get()  # type: ignore[attr-defined]
     stale_after = timedelta(seconds=settings.stale_job_after_s)
@@ -138,10 +140,12 @@ def up(
     command = [sys.executable, "-m", "cli.main", "worker", "--requeue-unfinished"]
     worker = subprocess.Popen(command + (["--device", device] if device else []), env=env)
     stopping = threading.Event()
+    worker_died = threading.Event()
 
     def stop_service_if_worker_dies() -> None:
         code = worker.wait()
         if not stopping.is_set():
+            worker_died.set()
             typer.echo(f"the worker exited unexpectedly (code {code}); stopping the service", err=True)
             os.kill(os.getpid(), signal.SIGTERM)
 
@@ -153,3 +157,5 @@ def up(
         stopping.set()
         code = _stop(worker)
         typer.echo(f"worker stopped (code {code})", err=True)
+    if worker_died.is_set():
+        raise typer.Exit(1)

@@ -178,8 +178,12 @@ class CtrlGenAugPipeline:
         sampler: SamplerSettings,
         progress: Callable[[int, int], None] | None = None,
         should_cancel: Callable[[], bool] | None = None,
+        autocast: torch.dtype | None = None,
     ) -> torch.Tensor:
-        """Denoised latents `(N, C, F, h, w)`; clip i from `banks[i]` and a `torch.Generator(seeds[i])`."""
+        """Denoised float32 latents `(N, C, F, h, w)`; clip i from `banks[i]` and `torch.Generator(seeds[i])`.
+
+        `autocast` (`torch.bfloat16` / `torch.float16`) runs the networks in mixed precision.
+        """
         for index, seed in enumerate(seeds):
             if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**63:
                 raise ValueError(f"seeds[{index}] must be an integer in [0, 2**63), got {seed!r}")
@@ -189,7 +193,7 @@ class CtrlGenAugPipeline:
         if guided and sampler.guidance_scale != 1.0:
             uncond = self.conditions.unconditional(cond, guided).to(self.device, self.dtype)
         generators = clip_generators(seeds)
-        noise = clip_noise(generators, self.latent_shape).to(self.device, self.dtype)
+        noise = clip_noise(generators, self.latent_shape).to(self.device)
         return denoise(
             unet_denoiser(self.unet),
             build_scheduler(sampler, self.noise_schedule),
@@ -200,12 +204,14 @@ class CtrlGenAugPipeline:
             generators,
             progress=progress,
             should_cancel=should_cancel,
+            autocast=autocast,
         )
 
     @torch.no_grad()
-    def decode(self, latents: torch.Tensor) -> np.ndarray:
+    def decode(self, latents: torch.Tensor, autocast: torch.dtype | None = None) -> np.ndarray:
         """Latents `(N, C, F, h, w)` -> uint8 clips `(N, F, H, W)`, `decode_chunk_frames` frames at a time."""
-        pixels = decode_latents(self.vae, latents.permute(0, 2, 1, 3, 4), self.decode_chunk_frames)
+        with torch.autocast(self.device.type, dtype=autocast, enabled=autocast is not None):
+            pixels = decode_latents(self.vae, latents.permute(0, 2, 1, 3, 4), self.decode_chunk_frames)
         return to_uint8(pixels)
 
     def sample(
@@ -215,9 +221,14 @@ class CtrlGenAugPipeline:
         sampler: SamplerSettings,
         progress: Callable[[int, int], None] | None = None,
         should_cancel: Callable[[], bool] | None = None,
+        autocast: torch.dtype | None = None,
     ) -> np.ndarray:
-        """uint8 clips `(len(seeds), F, H, W)`; raises `SamplingCancelled` once `should_cancel()` is true."""
-        return self.decode(self.sample_latents(banks, seeds, sampler, progress, should_cancel))
+        """uint8 clips `(len(seeds), F, H, W)`; raises `SamplingCancelled` once `should_cancel()` is true.
+
+        `autocast` (`torch.bfloat16` / `torch.float16`) runs the UNet and the VAE decoder in mixed precision.
+        """
+        latents = self.sample_latents(banks, seeds, sampler, progress, should_cancel, autocast)
+        return self.decode(latents, autocast)
 
     def encode_latents(self, clips: np.ndarray | torch.Tensor) -> torch.Tensor:
         """uint8 clips `(N, F, H, W)` -> VAE posterior mean x scaling `(N, F, C, h, w)`, chunked."""

@@ -11,6 +11,7 @@ from diffusers import DDIMScheduler, DPMSolverMultistepScheduler, UniPCMultistep
 from diffusers.schedulers.scheduling_utils import SchedulerMixin
 
 from generator.conditions import CONDITION_NAMES, ConditionInputs
+from generator.pathways import stack_pathways
 
 SAMPLER_NAMES = ("ddim", "dpmsolver++", "unipc")
 MAX_STEPS = 1000
@@ -104,23 +105,46 @@ class Denoiser(Protocol):
     ) -> torch.Tensor: ...
 
 
-def unet_denoiser(unet: torch.nn.Module) -> Denoiser:
-    """`ImageUNet` (stage 1, samples `(B, 4, h, w)`) or `SequenceUNet` (stage 2, `(B, 4, F, h, w)`)."""
+class UNetDenoiser:
+    """`ImageUNet` (stage 1, samples `(B, 4, h, w)`) or `SequenceUNet` (stage 2, `(B, 4, F, h, w)`).
 
-    def predict(sample: torch.Tensor, timestep: torch.Tensor, conditions: ConditionInputs) -> torch.Tensor:
+    Samples go in as the UNet's dtype and predictions come back in the sample's dtype (the scheduler
+    keeps float32 latents under a half-precision model). The clips' MFA pathways are stacked and moved
+    to the device once per batch of conditions, not at every step.
+    """
+
+    def __init__(self, unet: torch.nn.Module) -> None:
+        self.unet = unet
+        self._pathways: tuple[tuple[torch.Tensor, ...], torch.Tensor] | None = None
+
+    def _device_pathways(self, pathways: tuple[torch.Tensor, ...], device: torch.device) -> torch.Tensor:
+        if self._pathways is None or self._pathways[0] is not pathways:
+            self._pathways = (pathways, stack_pathways(pathways).to(device))
+        return self._pathways[1]
+
+    def __call__(
+        self, sample: torch.Tensor, timestep: torch.Tensor, conditions: ConditionInputs
+    ) -> torch.Tensor:
         motion: dict[str, Any] = {}
         if conditions.motion_field is not None:
-            motion = {"motion_field": conditions.motion_field, "pathways": conditions.pathways}
-        return unet(
-            sample,
+            pathways = conditions.pathways
+            motion = {
+                "motion_field": conditions.motion_field,
+                "pathways": None if pathways is None else self._device_pathways(pathways, sample.device),
+            }
+        prediction = self.unet(
+            sample.to(next(self.unet.parameters()).dtype),
             timestep,
             text_tokens=conditions.text_tokens,
             class_labels=conditions.class_labels,
             image_prior_tokens=conditions.image_prior_tokens,
             **motion,
         )
+        return prediction.to(sample.dtype)
 
-    return predict
+
+def unet_denoiser(unet: torch.nn.Module) -> Denoiser:
+    return UNetDenoiser(unet)
 
 
 def clip_generators(seeds: Sequence[int]) -> list[torch.Generator]:
@@ -143,36 +167,60 @@ def denoise(
     generators: Sequence[torch.Generator],
     progress: Callable[[int, int], None] | None = None,
     should_cancel: Callable[[], bool] | None = None,
+    autocast: torch.dtype | None = None,
 ) -> torch.Tensor:
     """Run the reverse process from `noise`; with `uncond`, classifier-free guidance (Ho & Salimans, 2022).
 
     The conditional and unconditional branches go through the network in one batched call.
-    `generators` (one per clip, already used for `noise`) draw DDIM's eta noise.
+    `generators` (one per clip, already used for `noise`) draw DDIM's eta noise. `autocast` (e.g.
+    `torch.bfloat16`) runs the network in mixed precision; the latents keep `noise`'s dtype.
+    The scheduler keeps its timesteps on the CPU and the network gets a device copy made once, so a
+    step moves nothing between host and device (DDIM with eta > 0 moves its per-step noise).
     """
     if len(generators) != noise.shape[0]:
         raise ValueError(f"generators: need one per clip ({noise.shape[0]}), got {len(generators)}")
     guided = uncond is not None and settings.guidance_scale != 1.0
     model_conditions = cond.concat(uncond) if guided and uncond is not None else cond
-    scheduler.set_timesteps(settings.steps, device=noise.device)
+    scheduler.set_timesteps(settings.steps, device="cpu")
     latents = noise * scheduler.init_noise_sigma
     timesteps = scheduler.timesteps
+    network_timesteps = timesteps.to(noise.device)
     total = len(timesteps)
-    for index, timestep in enumerate(timesteps):
-        if should_cancel is not None and should_cancel():
-            raise SamplingCancelled(f"sampling cancelled before step {index + 1} of {total}")
-        model_input = torch.cat([latents, latents]) if guided else latents
-        model_input = scheduler.scale_model_input(model_input, timestep)
-        prediction = denoiser(model_input, timestep, model_conditions)
-        if guided:
-            conditional, unconditional = prediction.chunk(2)
-            prediction = unconditional + settings.guidance_scale * (conditional - unconditional)
-        step_kwargs: dict[str, Any] = {}
-        if settings.name == "ddim":
-            step_kwargs["eta"] = settings.eta
-            if settings.eta > 0:
-                variance = clip_noise(generators, latents.shape[1:])
-                step_kwargs["variance_noise"] = variance.to(latents.device, latents.dtype)
-        latents = scheduler.step(prediction, timestep, latents, **step_kwargs).prev_sample
-        if progress is not None:
-            progress(index + 1, total)
+    device_type = noise.device.type
+    # One autocast region around the loop lets autocast reuse its half-precision copies of the weights
+    # from step to step; the solver's arithmetic runs with autocast off (UniPC's einsum would drop to half).
+    with torch.autocast(device_type, dtype=autocast, enabled=autocast is not None):
+        for index, timestep in enumerate(timesteps):
+            if should_cancel is not None and should_cancel():
+                raise SamplingCancelled(f"sampling cancelled before step {index + 1} of {total}")
+            model_input = torch.cat([latents, latents]) if guided else latents
+            model_input = scheduler.scale_model_input(model_input, timestep)
+            prediction = denoiser(model_input, network_timesteps[index], model_conditions)
+            with torch.autocast(device_type, enabled=False):
+                latents = _solver_step(
+                    scheduler, settings, generators, prediction.to(latents.dtype), timestep, latents, guided
+                )
+            if progress is not None:
+                progress(index + 1, total)
     return latents
+
+
+def _solver_step(
+    scheduler: SchedulerMixin,
+    settings: SamplerSettings,
+    generators: Sequence[torch.Generator],
+    prediction: torch.Tensor,
+    timestep: torch.Tensor,
+    latents: torch.Tensor,
+    guided: bool,
+) -> torch.Tensor:
+    if guided:
+        conditional, unconditional = prediction.chunk(2)
+        prediction = unconditional + settings.guidance_scale * (conditional - unconditional)
+    step_kwargs: dict[str, Any] = {}
+    if settings.name == "ddim":
+        step_kwargs["eta"] = settings.eta
+        if settings.eta > 0:
+            variance = clip_noise(generators, latents.shape[1:])
+            step_kwargs["variance_noise"] = variance.to(latents.device, latents.dtype)
+    return scheduler.step(prediction, timestep, latents, **step_kwargs).prev_sample

@@ -7,10 +7,11 @@ Faults (`Fault`):
   refuse   the listening socket is closed: new connections are refused (a server that is down)
   drop     accept, then close at once without a byte (a crashing server)
   reset    accept, then abort with a TCP RST (SO_LINGER 0)
-  error    answer the first HTTP request with `error_status` and an S3-style XML error, then close
+  error    answer HTTP requests with `error_status` and an S3-style XML error (each request of a passed
+           connection is sent with `Connection: close`, so every request meets the fault's odds)
   delay    pass through after waiting `delay_s` before each chunk forwarded to the upstream
-`rate` (0..1) applies a fault to that fraction of new connections only (seeded, reproducible); switching faults
-cuts the connections already open so the new fault applies to the client's next request.
+`rate` (0..1) applies a fault to that fraction of new connections only (seeded, reproducible); switching
+faults cuts the connections already open so the new fault applies to the client's next request.
 
 Python: `with FaultProxy(upstream_port=9000) as proxy: proxy.set_fault(Fault.error)`.
 Command line: `python scripts/faultproxy.py --upstream 127.0.0.1:9000 --listen 127.0.0.1:9100`, then type
@@ -32,7 +33,7 @@ from dataclasses import dataclass
 from typing import Any
 
 CHUNK_BYTES = 64 * 1024
-MAX_REQUEST_HEAD = 64 * 1024
+MAX_DRAIN = 64 * 1024 * 1024
 
 
 class Fault(str, enum.Enum):
@@ -53,14 +54,28 @@ class ProxyCounters:
 
 def _s3_error_response(status: int) -> bytes:
     body = (
-        '<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>ServiceUnavailable</Code>'
-        "<Message>injected by faultproxy</Message></Error>"
-    ).encode()
+        b'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>ServiceUnavailable</Code>'
+        b"<Message>injected by faultproxy</Message></Error>"
+    )
     head = (
         f"HTTP/1.1 {status} Injected Fault\r\nContent-Type: application/xml\r\n"
         f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
     ).encode()
     return head + body
+
+
+def _content_length(head: bytes) -> int:
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length" and value.strip().isdigit():
+            return int(value.strip())
+    return 0
+
+
+def _close_after_response(head: bytes) -> bytes:
+    """The request head with `Connection: close`, so the server ends the connection after its answer."""
+    lines = [line for line in head[:-4].split(b"\r\n") if not line.lower().startswith(b"connection:")]
+    return b"\r\n".join([*lines, b"Connection: close"]) + b"\r\n\r\n"
 
 
 def _abort_with_rst(writer: asyncio.StreamWriter) -> None:
@@ -174,6 +189,13 @@ class FaultProxy:
         if fault == Fault.error:
             await self._answer_error(reader, writer)
             return
+        head = b""
+        if self.fault == Fault.error:
+            head = await self._read_head(reader)
+            if head is None:
+                writer.close()
+                return
+            head = _close_after_response(head)
         try:
             up_reader, up_writer = await asyncio.open_connection(*self.upstream)
         except OSError:
@@ -181,20 +203,30 @@ class FaultProxy:
             return
         delay = self.delay_s if fault == Fault.delay else 0.0
         self._open.update((writer, up_writer))
+        up_writer.write(head)
         try:
-            await asyncio.gather(
-                self._pipe(reader, up_writer, delay), self._pipe(up_reader, writer, 0.0)
-            )
+            await asyncio.gather(self._pipe(reader, up_writer, delay), self._pipe(up_reader, writer, 0.0))
         finally:
             self._open.discard(writer)
             self._open.discard(up_writer)
 
-    async def _answer_error(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    @staticmethod
+    async def _read_head(reader: asyncio.StreamReader) -> bytes | None:
         try:
-            await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), timeout=10)
+            return await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), timeout=10)
         except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, TimeoutError, ConnectionError):
+            return None
+
+    async def _answer_error(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = await self._read_head(reader)
+        if head is None:
             writer.close()
             return
+        try:
+            # drain the request body so the client reads the error instead of a reset
+            await asyncio.wait_for(reader.readexactly(min(_content_length(head), MAX_DRAIN)), timeout=10)
+        except (asyncio.IncompleteReadError, TimeoutError, ConnectionError):
+            pass
         writer.write(_s3_error_response(self.error_status))
         try:
             await writer.drain()

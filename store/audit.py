@@ -43,7 +43,9 @@ def event_hash(
 
 def append_event(session: Session, project_id: uuid.UUID, kind: str, payload: dict[str, Any]) -> AuditEvent:
     """Add the next link of the project's chain to the session (the caller commits)."""
-    session.execute(select(Project.id).where(Project.id == project_id).with_for_update())
+    # NO KEY UPDATE: the caller's inserts referencing the project already hold KEY SHARE on its row; a plain
+    # FOR UPDATE upgrades that lock and deadlocks two concurrent appenders (seen under load).
+    session.execute(select(Project.id).where(Project.id == project_id).with_for_update(key_share=True))
     last = session.scalar(
         select(AuditEvent).where(AuditEvent.project_id == project_id).order_by(AuditEvent.seq.desc()).limit(1)
     )

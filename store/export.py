@@ -287,14 +287,30 @@ def verify_database_zip(path: Path, provenance_lookup: ProvenanceLookup | None =
         if not report.ok:
             return report
         manifest_bytes = archive.read(MANIFEST_NAME)
-        rows = list(csv.DictReader(io.StringIO(manifest_bytes.decode())))
-        _check_croissant(json.loads(archive.read(CROISSANT_NAME)), manifest_bytes, rows, report)
+        # A damaged manifest or metadata file is a finding of the verification, not a crash of it.
+        try:
+            rows = list(csv.DictReader(io.StringIO(manifest_bytes.decode())))
+        except (UnicodeDecodeError, csv.Error) as exc:
+            report.errors.append(f"{MANIFEST_NAME}: unreadable ({exc})")
+            return report
+        try:
+            croissant = json.loads(archive.read(CROISSANT_NAME))
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            report.errors.append(f"{CROISSANT_NAME}: unreadable ({exc})")
+            croissant = {}
+        _check_croissant(croissant, manifest_bytes, rows, report)
         listed = set()
-        for row in rows:
-            listed.add(row["path"])
-            _check_member(archive, names, row["path"], row["sha256"], int(row["bytes"]), report)
-            if row["preview"]:
-                listed.add(row["preview"])
+        for number, row in enumerate(rows, start=2):
+            try:
+                size = int(row["bytes"])
+                member, sha256, preview = row["path"], row["sha256"], row["preview"]
+            except (KeyError, TypeError, ValueError) as exc:
+                report.errors.append(f"{MANIFEST_NAME} row {number}: malformed ({exc!r})")
+                continue
+            listed.add(member)
+            _check_member(archive, names, member, sha256, size, report)
+            if preview:
+                listed.add(preview)
             if provenance_lookup is not None:
                 _check_provenance(row, provenance_lookup(row["clip_id"]), report)
         for extra in sorted(n for n in names - listed if n.startswith(("clips/", "previews/"))):

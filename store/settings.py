@@ -44,6 +44,15 @@ class Settings(BaseSettings):
                 "secret_key: the built-in development secret is refused when environment="
                 f"{self.environment!r}; set CTRLGENAUG_SECRET_KEY"
             )
+        if (
+            self.environment != "development"
+            and self.s3_endpoint
+            and not self.s3_secret_key.get_secret_value()
+        ):
+            raise ValueError(
+                "s3_secret_key: empty while s3_endpoint is set; set CTRLGENAUG_S3_SECRET_KEY "
+                "(the built-in empty secret is accepted only when environment='development')"
+            )
         return self
 
     @property

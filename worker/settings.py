@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
-
 from pydantic import Field, model_validator
 
 from store.settings import Settings
@@ -11,34 +9,46 @@ from store.settings import Settings
 
 class WorkerSettings(Settings):
     task_queue: str = Field(
-        "celery",
+        default="celery",
         min_length=1,
         description="broker queue of job messages (the API publishes to Celery's default)",
     )
-    worker_device: str = Field("auto", description="torch device of the pipeline: auto, cpu, cuda, cuda:N")
-    worker_batch_size: int = Field(4, ge=1, description="clips sampled together in one denoising loop")
-    worker_max_deliveries: int = Field(
-        3, ge=1, description="a job delivered this many times without finishing is failed (poison job)"
+    worker_device: str = Field(
+        default="auto", description="torch device of the pipeline: auto, cpu, cuda, cuda:N"
     )
-    worker_model_cache_size: int = Field(1, ge=1, description="pipelines kept loaded per worker process")
-    task_time_limit_s: float = Field(12 * 3600, gt=0, description="longest one delivery of a job may run")
+    worker_batch_size: int = Field(
+        default=4, ge=1, description="clips sampled together in one denoising loop"
+    )
+    worker_max_deliveries: int = Field(
+        default=3,
+        ge=1,
+        description="deliveries a job gets to finish; after that it is failed (poison job)",
+    )
+    worker_model_cache_size: int = Field(
+        default=1, ge=1, description="pipelines kept loaded per worker process"
+    )
+    task_time_limit_s: float = Field(
+        default=12 * 3600, gt=0, description="longest one delivery of a job may run"
+    )
     broker_visibility_timeout_s: float = Field(
-        13 * 3600, gt=0, description="Redis: an unacknowledged message is redelivered after this long"
+        default=13 * 3600, gt=0, description="Redis: an unacknowledged message is redelivered after this long"
     )
     cancel_poll_interval_s: float = Field(
-        1.0, ge=0, description="the job's cancel flag is read at most this often"
+        default=1.0, ge=0, description="the job's cancel flag is read at most this often"
     )
     progress_interval_s: float = Field(
-        1.0, ge=0, description="denoising progress is written at most this often"
+        default=1.0, ge=0, description="denoising progress is written at most this often"
     )
     worker_retry_delay_s: float = Field(
-        30.0, ge=0, description="wait before redelivering after a transient failure"
+        default=30.0, ge=0, description="wait before redelivering after a transient failure"
     )
     outbox_relay_interval_s: float = Field(
-        10.0, gt=0, description="how often the relay dispatches the outbox"
+        default=10.0, gt=0, description="how often the relay dispatches the outbox"
     )
     stale_job_after_s: float = Field(
-        1800, gt=0, description="an unfinished job whose row has not changed for this long is enqueued again"
+        default=1800,
+        gt=0,
+        description="an unfinished job whose row has not changed for this long is enqueued again",
     )
 
     @model_validator(mode="after")
@@ -56,8 +66,3 @@ class WorkerSettings(Settings):
         import torch
 
         return "cuda" if torch.cuda.is_available() else "cpu"
-
-
-@lru_cache(maxsize=1)
-def get_worker_settings() -> WorkerSettings:
-    return WorkerSettings()

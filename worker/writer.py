@@ -38,7 +38,7 @@ def store_clip(
 
     A crash before the commit leaves only objects that the next run overwrites with the same bytes.
     """
-    metadata = {
+    metadata: dict[str, int | str] = {
         "seed": slot.seed,
         "bank_index": slot.bank_index,
         "index_in_bank": slot.index_in_bank,

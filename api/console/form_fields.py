@@ -3,10 +3,9 @@ choices are the ones the API validates (no second copy to drift)."""
 
 from __future__ import annotations
 
-import typing
 from dataclasses import dataclass
+from typing import Any, get_args
 
-import annotated_types
 from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
 
@@ -35,42 +34,39 @@ class ChoiceField:
 BOUND_WORDS = {"ge": "at least", "gt": "greater than", "le": "at most", "lt": "less than"}
 
 
-def _bounds_hint(*bounds: tuple[str, float] | None) -> str:
-    return ", ".join(
-        f"{BOUND_WORDS[op]} {value if isinstance(value, int) else f'{value:g}'}"
-        for op, value in filter(None, bounds)
-    )
+def _bounds(metadata: list[Any]) -> dict[str, float]:
+    """A field's ge/gt/le/lt constraints in declaration order, e.g. {"ge": 1, "le": 1000}."""
+    return {op: getattr(rule, op) for rule in metadata for op in BOUND_WORDS if hasattr(rule, op)}
+
+
+def _number_text(value: float) -> str:
+    return str(value) if isinstance(value, int) else f"{value:g}"
 
 
 def number_field(model: type[BaseModel], name: str, loc: str, label: str) -> NumberField:
     info = model.model_fields[name]
-    lower: tuple[str, float] | None = None
-    upper: tuple[str, float] | None = None
-    for rule in info.metadata:
-        if isinstance(rule, annotated_types.Ge | annotated_types.Gt):
-            lower = ("ge", rule.ge) if isinstance(rule, annotated_types.Ge) else ("gt", rule.gt)
-        if isinstance(rule, annotated_types.Le | annotated_types.Lt):
-            upper = ("le", rule.le) if isinstance(rule, annotated_types.Le) else ("lt", rule.lt)
-    is_int = int in typing.get_args(info.annotation) or info.annotation is int
-    default = None if info.default is PydanticUndefined else info.default
+    bounds = _bounds(info.metadata)
+    is_int = info.annotation is int or int in get_args(info.annotation)
     return NumberField(
         loc=loc,
         label=label,
-        default=default,
-        minimum=lower[1] if lower and lower[0] == "ge" else None,
-        maximum=upper[1] if upper and upper[0] == "le" else None,
+        default=None if info.default is PydanticUndefined else info.default,
+        minimum=bounds.get("ge"),
+        maximum=bounds.get("le"),
         step="1" if is_int else "any",
-        hint=_bounds_hint(lower, upper),
+        hint=", ".join(f"{BOUND_WORDS[op]} {_number_text(value)}" for op, value in bounds.items()),
     )
 
 
 def choice_field(model: type[BaseModel], name: str, loc: str, label: str) -> ChoiceField:
     info = model.model_fields[name]
-    return ChoiceField(loc=loc, label=label, default=info.default, choices=typing.get_args(info.annotation))
+    return ChoiceField(loc=loc, label=label, default=info.default, choices=get_args(info.annotation))
 
 
 def text_max_length() -> int:
-    return next(rule.max_length for rule in BankIn.model_fields["text"].metadata if hasattr(rule, "max_length"))
+    return int(
+        next(rule.max_length for rule in BankIn.model_fields["text"].metadata if hasattr(rule, "max_length"))
+    )
 
 
 def submit_form_fields() -> dict[str, object]:
@@ -87,7 +83,10 @@ def submit_form_fields() -> dict[str, object]:
             number_field(FilterIn, "kmeans_k", "filter.kmeans_k", "K-means clusters K"),
             number_field(FilterIn, "kmeans_seed", "filter.kmeans_seed", "K-means seed"),
             number_field(
-                FilterIn, "similarity_threshold", "filter.similarity_threshold", "Duplicate similarity threshold"
+                FilterIn,
+                "similarity_threshold",
+                "filter.similarity_threshold",
+                "Duplicate similarity threshold",
             ),
         ],
         "filter_scope": choice_field(FilterIn, "scope", "filter.scope", "Duplicate check scope"),

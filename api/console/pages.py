@@ -35,7 +35,9 @@ def object_origins(settings: Settings) -> list[str]:
     origins = []
     if settings.s3_endpoint:
         scheme = "https" if settings.s3_secure else "http"
-        endpoint = settings.s3_endpoint if "://" in settings.s3_endpoint else f"{scheme}://{settings.s3_endpoint}"
+        endpoint = (
+            settings.s3_endpoint if "://" in settings.s3_endpoint else f"{scheme}://{settings.s3_endpoint}"
+        )
         origins.append(_origin(endpoint))
     if settings.api_public_url:
         origins.append(_origin(settings.api_public_url))

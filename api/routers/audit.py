@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query
 from sqlalchemy import select
 
 from api.deps import ProjectDep, SessionDep
-from api.errors import ERROR_RESPONSES
+from api.errors import ERROR_RESPONSES, field_error
 from api.pagination import decode_cursor, encode_cursor
 from api.schemas import AuditEventOut, AuditVerification, Page
 from store.audit import verify_chain
@@ -25,10 +25,12 @@ def list_events(
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> Page[AuditEventOut]:
     after = decode_cursor(cursor, 1)[0] if cursor is not None else 0
+    if isinstance(after, bool) or not isinstance(after, int) or not 0 <= after < 2**31:
+        raise field_error(422, ["query", "cursor"], "malformed cursor")
     events = list(
         session.scalars(
             select(AuditEvent)
-            .where(AuditEvent.project_id == project.id, AuditEvent.seq > int(after))
+            .where(AuditEvent.project_id == project.id, AuditEvent.seq > after)
             .order_by(AuditEvent.seq)
             .limit(limit + 1)
         )

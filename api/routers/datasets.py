@@ -13,7 +13,7 @@ from starlette.concurrency import run_in_threadpool
 
 from api.deps import ProjectDep, SessionDep, StateDep
 from api.errors import ERROR_RESPONSES, ErrorResponse, field_error
-from api.schemas import DatasetOut
+from api.schemas import NUL_FREE, DatasetOut
 from store.datasets import extract_dataset_archive, register_dataset
 from store.models import Dataset
 from store.unit_of_work import unit_of_work
@@ -42,7 +42,7 @@ async def create_dataset(
     state: StateDep,
     session: SessionDep,
     project: ProjectDep,
-    name: Annotated[str, Form(min_length=1, max_length=100)],
+    name: Annotated[str, Form(min_length=1, max_length=100, pattern=NUL_FREE)],
     file: Annotated[UploadFile, File(description="ZIP of a data build: manifest.jsonl, clips, motion/")],
 ) -> DatasetOut:
     max_bytes = state.settings.max_upload_bytes

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from api.deps import ProjectDep, SessionDep, StateDep
 from api.errors import ERROR_RESPONSES, ErrorResponse, field_error, not_found
 from api.pagination import decode_cursor, encode_cursor
-from api.schemas import BanksFromIn, ClipOut, DatabaseLink, JobIn, JobOut, JobSummary, Page
+from api.schemas import NUL_FREE, BanksFromIn, ClipOut, DatabaseLink, JobIn, JobOut, JobSummary, Page
 from api.views import clip_out, job_out, job_summary
 from store.audit import append_event
 from store.models import (
@@ -194,7 +194,7 @@ def submit_job(
     session: SessionDep,
     project: ProjectDep,
     response: Response,
-    idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
+    idempotency_key: Annotated[str | None, Header(max_length=200, pattern=NUL_FREE)] = None,
 ) -> JobOut:
     request = body.model_dump(mode="json")
     if idempotency_key is not None:
@@ -271,7 +271,7 @@ def list_jobs(
         created, job_id = decode_cursor(cursor, 2)
         try:
             key = (datetime.fromisoformat(created), uuid.UUID(job_id))
-        except (TypeError, ValueError) as exc:
+        except (AttributeError, TypeError, ValueError) as exc:
             raise field_error(422, ["query", "cursor"], "malformed cursor") from exc
         query = query.where(tuple_(Job.created_at, Job.id) < key)
     jobs = list(session.scalars(query.order_by(Job.created_at.desc(), Job.id.desc()).limit(limit + 1)))

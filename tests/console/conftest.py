@@ -4,19 +4,17 @@ Debian Chromium driven by Playwright."""
 
 from __future__ import annotations
 
-import importlib.util
 import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
 import uvicorn
+from console_helpers import TESTS, Console, load_test_module
 from playwright.sync_api import Browser, ConsoleMessage, Page, Playwright, sync_playwright
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -27,8 +25,6 @@ from worker.celery_app import create_celery_app
 from worker.context import WorkerContext
 from worker.pipelines import PipelineCache
 
-CONSOLE_TESTS = Path(__file__).resolve().parent
-TESTS = CONSOLE_TESTS.parent
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
     "--headless",
@@ -41,18 +37,9 @@ CHROMIUM_ARGS = [
 ]
 
 
-def _load(name: str, path: Path) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 # The service and worker tests' fixtures and helpers, imported (not moved): their conftests are not shared.
-_service = _load("console_service_conftest", TESTS / "service" / "conftest.py")
-_worker = _load("console_worker_conftest", TESTS / "worker" / "conftest.py")
-service_files = _load("console_service_files", TESTS / "service" / "service_files.py")
+_service = load_test_module("console_service_conftest", TESTS / "service" / "conftest.py")
+_worker = load_test_module("console_worker_conftest", TESTS / "worker" / "conftest.py")
 
 services = _service.services
 admin_url = _service.admin_url
@@ -64,13 +51,6 @@ s3_client = _service.s3_client
 s3_store = _service.s3_store
 clean = _service.clean
 make_key = _service.make_key
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    for item in items:
-        if item.path.is_relative_to(CONSOLE_TESTS):
-            item.add_marker(pytest.mark.browser)
-            item.add_marker(pytest.mark.services)
 
 
 @pytest.fixture(scope="session")
@@ -87,22 +67,6 @@ def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
-
-
-@dataclass
-class Console:
-    base_url: str
-    api_key: str
-    model_name: str
-    store: S3ObjectStore
-    sessions: sessionmaker[Session]
-
-    def url(self, path: str) -> str:
-        return self.base_url + path
-
-    @property
-    def headers(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.api_key}"}
 
 
 class InProcessWorker:
@@ -136,12 +100,14 @@ def console(
     tmp_path: Path,
 ) -> Iterator[Console]:
     settings = _worker.worker_settings_for(database_url, services, tmp_path / "data")
-    context = WorkerContext.from_settings(settings, lambda task, payload: None, object_store=s3_store, models=console_pipelines)
+    context = WorkerContext.from_settings(
+        settings, lambda task, payload: None, object_store=s3_store, models=console_pipelines
+    )
     worker = InProcessWorker(context)
     context.send_task = worker
     app = create_app(settings, object_store=s3_store, send_task=worker, check_broker=lambda: None)
     port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off"))
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, name="console-uvicorn", daemon=True)
     thread.start()
     deadline = time.monotonic() + 20
@@ -188,7 +154,7 @@ def page(browser: Browser) -> Iterator[Page]:
 
     def on_console(message: ConsoleMessage) -> None:
         if message.type == "error" and not _expected_console_error(message.text):
-            problems.append(message.text)
+            problems.append(f"{message.text} ({message.location.get('url')})")
 
     page.on("console", on_console)
     page.on("pageerror", lambda error: problems.append(f"page error: {error}"))

@@ -1,5 +1,5 @@
-"""Private, restartable servers for the fault tests: a PostgreSQL cluster (initdb/pg_ctl), a Redis server and a
-SeaweedFS S3 gateway (`weed mini`), each on free loopback ports, never the shared ones other tests use."""
+"""Private, restartable servers for the fault tests: a PostgreSQL cluster (initdb/pg_ctl), a Redis server
+and a SeaweedFS S3 gateway (`weed mini`), each on free loopback ports, not the shared ones."""
 
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ def _stop_process(process: subprocess.Popen[bytes] | None, sig: int = signal.SIG
 
 
 class RedisServer:
-    """redis-server with an fsync-always append-only file, as production runs it: a restart keeps the queue."""
+    """redis-server with an fsync-always append-only file like production: a restart keeps the queue."""
 
     def __init__(self, root: Path) -> None:
         self.root = root
@@ -71,7 +71,7 @@ class RedisServer:
 
 
 class PostgresCluster:
-    """A throwaway cluster made with initdb and driven with pg_ctl (as the `postgres` user when run as root)."""
+    """A throwaway cluster made with initdb, driven with pg_ctl (as the `postgres` user when run as root)."""
 
     def __init__(self) -> None:
         bins = sorted(Path("/usr/lib/postgresql").glob("*/bin"), key=lambda p: int(p.parent.name))
@@ -99,7 +99,9 @@ class PostgresCluster:
 
     def start(self) -> None:
         options = f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off"
-        self._run("pg_ctl", "-D", str(self.data), "-l", str(self.root / "pg.log"), "-o", options, "-w", "start")
+        self._run(
+            "pg_ctl", "-D", str(self.data), "-l", str(self.root / "pg.log"), "-o", options, "-w", "start"
+        )
 
     def stop(self, mode: str = "fast") -> None:
         self._run("pg_ctl", "-D", str(self.data), "-m", mode, "-w", "stop")

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session, sessionmaker
-from worker_helpers import worker_settings_for
+from worker_helpers import build_tiny_model_dir, worker_settings_for
 
 from api.main import create_app
 from store.models import ModelRecord
@@ -42,39 +42,11 @@ clean = _service.clean
 make_key = _service.make_key
 RecordingSender = _service.RecordingSender
 
-NUM_CLASSES = 3
-CLASSIFIER_NAME = "csn"
-
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if item.path.is_relative_to(WORKER_TESTS):
             item.add_marker(pytest.mark.services)
-
-
-def build_tiny_model_dir(model_dir: Path) -> Path:
-    """The tiny generator of the generator tests plus a tiny classifier in `classifier/`."""
-    from classify.checkpoint import save_classifier
-    from classify.registry import build_classifier, build_kwargs
-    from generator.pipeline import build_tiny_pipeline
-
-    pipeline = build_tiny_pipeline(num_classes=NUM_CLASSES)
-    pipeline.save_pretrained(model_dir)
-    classifier = build_classifier(CLASSIFIER_NAME, NUM_CLASSES, tiny=True)
-    save_classifier(
-        model_dir / "classifier",
-        classifier,
-        CLASSIFIER_NAME,
-        {
-            "num_classes": NUM_CLASSES,
-            "in_channels": 1,
-            "build_kwargs": build_kwargs(CLASSIFIER_NAME, tiny=True),
-            "normalization": {"mean": 0.45, "std": 0.225},
-            "class_names": list(pipeline.info.class_names),
-            "frames": pipeline.info.num_frames,
-        },
-    )
-    return model_dir
 
 
 @pytest.fixture(scope="session")

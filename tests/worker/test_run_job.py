@@ -23,8 +23,8 @@ from store.outbox import RUN_JOB_TASK
 from worker.celery_app import create_celery_app
 from worker.context import WorkerContext
 from worker.generation import generate_bank
-from worker.jobs import process_job
-from worker.monitor import JobMonitor
+from worker.jobs import RequeueJob, process_job
+from worker.monitor import SHUTDOWN, JobMonitor
 
 
 def object_keys(context: WorkerContext) -> list[str]:
@@ -183,3 +183,35 @@ def test_cancel_mid_sampling_keeps_only_finished_clips(
     assert not [k for k in object_keys(context) if "clip-0002" in k or "/banks/0001/" in k]
     # a late redelivery of a cancelled job does nothing
     assert process_job(context, job_id) == JobStatus.cancelled
+
+
+def test_worker_shutdown_requeues_the_job_uncounted_and_it_resumes(
+    context: WorkerContext, submit: Callable[..., uuid.UUID], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    job_id = submit()
+    with context.sessions() as session:
+        model = context.models.get(session.get_one(Job, job_id).model)
+    real_sample = model.pipeline.sample
+    calls: list[int] = []
+
+    def sample_then_shut_down(banks, seeds, sampler, progress=None, should_cancel=None):  # type: ignore[no-untyped-def]
+        calls.append(len(seeds))
+        if len(calls) == 2:
+            SHUTDOWN.set()  # Ctrl-C / SIGTERM: Celery's worker_shutting_down signal
+        return real_sample(banks, seeds, sampler, progress, should_cancel)
+
+    monkeypatch.setattr(model.pipeline, "sample", sample_then_shut_down)
+    try:
+        with pytest.raises(RequeueJob, match="shutting down"):
+            process_job(context, job_id)
+    finally:
+        SHUTDOWN.clear()
+    with context.sessions() as session:
+        job = session.get_one(Job, job_id)
+        assert (job.status, job.deliveries, job.clips_done) == (JobStatus.generating, 0, 2)
+    monkeypatch.setattr(model.pipeline, "sample", real_sample)
+    assert process_job(context, job_id) == JobStatus.succeeded
+    clips = clip_rows(context, job_id)
+    assert len(clips) == 6 and len({(c.bank_id, c.index_in_bank) for c in clips}) == 6
+    with context.sessions() as session:
+        assert session.get_one(Job, job_id).deliveries == 1

@@ -8,6 +8,8 @@ from typing import Any
 from worker.settings import WorkerSettings
 
 TEST_SECRET = "test-secret-key-for-the-worker-tests"
+NUM_CLASSES = 3
+CLASSIFIER_NAME = "csn"
 
 
 def worker_settings_for(
@@ -31,3 +33,28 @@ def worker_settings_for(
         "worker_retry_delay_s": 0.0,
     }
     return WorkerSettings(**{**values, **overrides})
+
+
+def build_tiny_model_dir(model_dir: Path, classifier_name: str = CLASSIFIER_NAME) -> Path:
+    """The tiny generator of the generator tests plus a tiny classifier in `classifier/`."""
+    from classify.checkpoint import save_classifier
+    from classify.registry import build_classifier, build_kwargs
+    from generator.pipeline import build_tiny_pipeline
+
+    pipeline = build_tiny_pipeline(num_classes=NUM_CLASSES)
+    pipeline.save_pretrained(model_dir)
+    classifier = build_classifier(classifier_name, NUM_CLASSES, tiny=True)
+    save_classifier(
+        model_dir / "classifier",
+        classifier,
+        classifier_name,
+        {
+            "num_classes": NUM_CLASSES,
+            "in_channels": 1,
+            "build_kwargs": build_kwargs(classifier_name, tiny=True),
+            "normalization": {"mean": 0.45, "std": 0.225},
+            "class_names": list(pipeline.info.class_names),
+            "frames": pipeline.info.num_frames,
+        },
+    )
+    return model_dir

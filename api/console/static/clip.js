@@ -62,7 +62,7 @@ async function verify() {
   result.textContent = "Downloading and hashing…";
   try {
     const clip = await apiJson(`/v1/clips/${clipId}`);
-    const response = await fetch(clip.download_url, { credentials: "omit" });
+    const response = await fetch(clip.download_url, { credentials: "omit", cache: "no-store" });
     if (!response.ok) throw new Error(`download failed: HTTP ${response.status}`);
     const bytes = await response.arrayBuffer();
     const computed = hex(await crypto.subtle.digest("SHA-256", bytes));

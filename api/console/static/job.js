@@ -15,8 +15,12 @@ const CHECKS = [
   ["Inner-sequence: near-static, VAE-Seq above tₕ", "static"],
   ["Inter-sequence: duplicate of a kept clip (Θ ≥ threshold)", "duplicate"],
 ];
+const CLIPS_PAGE = 500;
+const CLIPS_REFRESH_MS = 5000;
 const cards = new Map();
-let lastSeen = "";
+let lastStatus = "";
+let lastClipsDone = 0;
+let clipsLoadedAt = 0;
 
 function renderStatus(job) {
   $("job-status").replaceWith(Object.assign(statusBadge(job.status), { id: "job-status" }));
@@ -67,15 +71,16 @@ function renderFilterTable(job) {
   body.replaceChildren(...rows);
 }
 
-async function allClips() {
+/** The job's clips in bank order: every page, or only the first while the job is still generating. */
+async function loadClips(everyPage) {
   const clips = [];
   let cursor = null;
   do {
-    const query = new URLSearchParams({ limit: "500" });
+    const query = new URLSearchParams({ limit: String(CLIPS_PAGE) });
     if (cursor) query.set("cursor", cursor);
     const page = await apiJson(`/v1/jobs/${jobId}/clips?${query}`);
     clips.push(...page.items);
-    cursor = page.next_cursor;
+    cursor = everyPage ? page.next_cursor : null;
   } while (cursor);
   return clips;
 }
@@ -123,7 +128,7 @@ function renderClips(clips) {
 }
 
 async function refreshClips(job) {
-  const clips = await allClips();
+  const clips = await loadClips(FINISHED.has(job.status) || job.results.band !== null);
   renderClips(clips);
   const scores = clips.map((clip) => clip.vae_seq).filter((value) => value !== null);
   drawHistogram($("histogram"), scores, job.results.band);
@@ -137,9 +142,12 @@ function render(job) {
 async function step() {
   const job = await apiJson(`/v1/jobs/${jobId}`);
   render(job);
-  const seen = `${job.status}/${job.progress.clips_done}`;
-  if (seen !== lastSeen) {
-    lastSeen = seen;
+  // Clips are listed again when the status changes, and at most every few seconds while new ones arrive.
+  const newClips = job.progress.clips_done !== lastClipsDone && Date.now() - clipsLoadedAt > CLIPS_REFRESH_MS;
+  if (job.status !== lastStatus || newClips) {
+    lastStatus = job.status;
+    lastClipsDone = job.progress.clips_done;
+    clipsLoadedAt = Date.now();
     await refreshClips(job);
   }
   return FINISHED.has(job.status);

@@ -53,9 +53,8 @@ function render(page) {
     }
   }
   const running = page.items.filter((job) => !FINISHED.has(job.status)).length;
-  statusLine.textContent = page.items.length
-    ? `${page.items.length} jobs shown, ${running} running.`
-    : "No jobs yet: submit one.";
+  const shown = page.items.length;
+  statusLine.textContent = shown ? `${shown} ${shown === 1 ? "job" : "jobs"} shown, ${running} running.` : "No jobs yet: submit one.";
   more.hidden = !page.next_cursor || limit >= MAX_LIMIT;
 }
 

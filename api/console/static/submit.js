@@ -1,7 +1,7 @@
 // Submit a job: model, condition banks (uploads go to POST /v1/assets first), sampler, seed and filter
 // settings; the API's 422 errors are shown next to the fields their `loc` names.
 
-import { ApiError, api, apiJson, h, requireLogin } from "./console.js";
+import { ApiError, apiJson, h, requireLogin } from "./console.js";
 import { clearErrors, fieldForPath, showApiErrors, showFieldError, showSummary } from "./forms.js";
 
 const form = document.getElementById("submit-form");

