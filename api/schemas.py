@@ -10,6 +10,9 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_vali
 
 from store.models import AssetKind, BankStatus, JobStatus
 
+# The generator's bound (generator.sampling.MAX_STEPS): DDIM's steps_offset 1 puts 1000 steps past t = 999.
+MAX_SAMPLER_STEPS = 999
+
 T = TypeVar("T")
 MAX_SEED = 2**63 - 1
 # PostgreSQL text cannot hold NUL: such a string must be a 422 naming its field, not a database error.
@@ -77,7 +80,7 @@ class SamplerIn(BaseModel):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     name: Literal["ddim", "dpmsolver++", "unipc"] = "ddim"
-    steps: int = Field(200, ge=1, le=1000)
+    steps: int = Field(200, ge=1, le=MAX_SAMPLER_STEPS)
     guidance_scale: float = Field(7.5, ge=0.0, le=50.0)
     eta: float = Field(0.0, ge=0.0, le=1.0)
 

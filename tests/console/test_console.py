@@ -205,7 +205,7 @@ def test_api_validation_errors_are_shown_next_to_their_fields(page: Page, consol
     page.get_by_label("Eta (DDIM noise)").press("Enter")  # submitted from the keyboard
 
     steps = field(page, "sampler.steps")
-    expect(steps.locator(".field-error")).to_have_text("Input should be less than or equal to 1000")
+    expect(steps.locator(".field-error")).to_have_text("Input should be less than or equal to 999")
     expect(page.get_by_label("Denoising steps")).to_have_attribute("aria-invalid", "true")
     expect(page.get_by_label("Denoising steps")).to_have_attribute(
         "aria-describedby", "sampler-steps-hint sampler-steps-error"
@@ -218,7 +218,7 @@ def test_api_validation_errors_are_shown_next_to_their_fields(page: Page, consol
     expect(summary.get_by_role("listitem")).to_have_text(
         [
             "Bank 1: Clips to sample: Field required",
-            "Denoising steps: Input should be less than or equal to 1000",
+            "Denoising steps: Input should be less than or equal to 999",
         ]
     )
     screenshot(page, "submit-with-error")

@@ -152,7 +152,7 @@ def test_sampler_settings_defaults_and_validation() -> None:
     assert settings.to_json()["guided_conditions"] == list(CONDITION_NAMES)
     with pytest.raises(ValueError, match="sampler name must be one of"):
         SamplerSettings(name="euler")
-    with pytest.raises(ValueError, match="sampler steps must be an integer in \\[1, 1000\\]"):
+    with pytest.raises(ValueError, match="sampler steps must be an integer in \\[1, 999\\]"):
         SamplerSettings(steps=0)
     with pytest.raises(ValueError, match="sampler guidance_scale must be in \\[0, 50"):
         SamplerSettings(guidance_scale=-1)
