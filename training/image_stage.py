@@ -41,8 +41,13 @@ class ImageDiffusionObjective(nn.Module):
             text_tokens=cond.text_tokens,
             class_labels=cond.class_labels,
             image_prior_tokens=cond.image_prior_tokens,
+            **self.extra_unet_inputs(cond),
         )
         return {"loss": epsilon_loss(predicted, noise)}
+
+    def extra_unet_inputs(self, cond: Any) -> dict[str, Any]:
+        """Inputs only some UNets take (stage 2 adds the motion condition)."""
+        return {}
 
 
 def batch_conditioning(frozen: FrozenConditioning) -> Any:

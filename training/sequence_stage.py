@@ -22,33 +22,16 @@ from training.conditioning import (
 )
 from training.config import ConfigError, ImageStageConfig, SequenceStageConfig, build_section, parse_config
 from training.data import ClipWindowDataset, clip_text, load_clip_set
-from training.diffusion import build_noise_scheduler, epsilon_loss, noised
-from training.image_stage import batch_conditioning
+from training.image_stage import ImageDiffusionObjective, batch_conditioning
 from training.trainer import Batch, StageRun
 
 
-class SequenceDiffusionObjective(nn.Module):
-    """Eq. (1) on clip windows with the inflated sequence UNet."""
+class SequenceDiffusionObjective(ImageDiffusionObjective):
+    """Eq. (1) on clip windows with the inflated sequence UNet and the motion condition (§3.3)."""
 
-    def __init__(self, unet: nn.Module, conditions: TrainingConditions, noise_config: Any) -> None:
-        super().__init__()
-        self.unet = unet
-        self.conditions = conditions
-        self.scheduler = build_noise_scheduler(noise_config)
-
-    def forward(self, batch: Batch, generator: torch.Generator) -> dict[str, torch.Tensor]:
-        cond = self.conditions(batch, generator)
-        noisy, noise, timesteps = noised(self.scheduler, batch["latents"], generator)
-        predicted = self.unet(
-            noisy,
-            timesteps,
-            text_tokens=cond.text_tokens,
-            class_labels=cond.class_labels,
-            image_prior_tokens=cond.image_prior_tokens,
-            motion_field=cond.motion_field,
-            pathways=list(cond.pathways) if cond.pathways is not None else None,
-        )
-        return {"loss": epsilon_loss(predicted, noise)}
+    def extra_unet_inputs(self, cond: Any) -> dict[str, Any]:
+        pathways = list(cond.pathways) if cond.pathways is not None else None
+        return {"motion_field": cond.motion_field, "pathways": pathways}
 
 
 def image_stage_config(image_stage_dir: Path) -> ImageStageConfig:
