@@ -65,7 +65,7 @@ def test_demo_script_runs_the_embedded_service_end_to_end(worker_model_dir: Path
     )
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-4000:]
-    assert "3 banks (class_0, class_1, class_2) × 2 clips, ddim 6 steps" in output
+    assert "3 banks (class_0, class_1, class_2) × 2 clips, dpmsolver++ 6 steps" in output
     assert "succeeded  banks 3/3  clips 6/6  step 6/6" in output
     assert "files verified against the service" in output
     assert "worker stopped (code 0)" in output
