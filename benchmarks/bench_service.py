@@ -7,11 +7,12 @@ built here: the tiny generator and a tiny classifier). Then:
 1. a warm-up job (the worker loads the model), not counted;
 2. the timed job: one bank per class x `--samples` clips, `--sampler`/`--steps`, seed 0. Its wall time
    (submission to `succeeded`, polled every 0.1 s) and the worker's stage timings are compared with
-   `CtrlGenAugPipeline.sample` in this process on the same banks, clip seeds (`store.jobs.clip_seed`) and
-   batch size (`CTRLGENAUG_WORKER_BATCH_SIZE`), run once before the service starts and once after it
-   stops (their mean is the reference; on a shared machine the spread shows the noise). Overhead =
-   (service - bare) / bare, for the worker's `generate` stage alone (what it adds around sampling: rows,
-   objects, previews, progress, cancel polls) and for the whole job (plus queueing, filtering, export);
+   `FastSampler.sample` in a fresh process on the same banks, clip seeds (`store.jobs.clip_seed`) and
+   batch size (`CTRLGENAUG_WORKER_BATCH_SIZE`; clips of different banks share batches, as in the worker),
+   run once before the service starts and once after it stops (their mean is the reference; on a shared
+   machine the spread shows the noise). Overhead = (service - bare) / bare, for the worker's `generate`
+   stage alone (what it adds around sampling: rows, objects, previews, progress, cancel polls) and for
+   the whole job (plus queueing, filtering, export);
 3. latency: `--clients` concurrent clients each submit `--submits` one-clip jobs and poll one of them
    `--polls` times; p50/p99 per request kind; the submitted jobs are cancelled afterwards.
 
@@ -38,6 +39,7 @@ import numpy as np
 import torch
 
 from generator.conditions import BankConditions
+from generator.fast import FastPathSettings, FastSampler
 from generator.pipeline import CtrlGenAugPipeline
 from generator.sampling import SamplerSettings
 from store.jobs import clip_seed
@@ -105,19 +107,81 @@ def run_job(client: httpx.Client, body: dict[str, Any], timeout_s: float) -> tup
 def bare_sampling_seconds(
     model_dir: Path, device: str, banks: int, samples: int, sampler: SamplerSettings, batch_size: int
 ) -> float:
-    """The job's clips through `CtrlGenAugPipeline.sample` alone, batched as the worker batches them."""
+    """The job's clips through `FastSampler` alone, batched as the worker batches them."""
     pipeline = CtrlGenAugPipeline.from_pretrained(model_dir, device=device)
-    pipeline.sample([BankConditions(class_index=0)], [0], replace_steps(sampler, 2))  # warm-up
+    fast = FastSampler(pipeline, FastPathSettings(max_clips_per_batch=batch_size))
+    fast.sample([BankConditions(class_index=0)], [0], replace_steps(sampler, 2))  # warm-up
+    clip_banks = [BankConditions(class_index=b) for b in range(banks) for _ in range(samples)]
+    seeds = [clip_seed(JOB_SEED, b, i) for b in range(banks) for i in range(samples)]
     start = time.perf_counter()
-    for bank_index in range(banks):
-        conditions = BankConditions(class_index=bank_index)
-        seeds = [clip_seed(JOB_SEED, bank_index, i) for i in range(samples)]
-        for first in range(0, samples, batch_size):
-            batch = seeds[first : first + batch_size]
-            pipeline.sample([conditions] * len(batch), batch, sampler)
+    fast.sample(clip_banks, seeds, sampler)
     if pipeline.device.type == "cuda":
         torch.cuda.synchronize()
     return time.perf_counter() - start
+
+
+def bare_sampling_in_fresh_process(
+    model_dir: Path, device: str, banks: int, samples: int, sampler: SamplerSettings, batch_size: int
+) -> float:
+    """`bare_sampling_seconds` in a new interpreter, so that it starts like the worker process does."""
+    arguments = [str(model_dir), device, str(banks), str(samples), sampler.name, str(sampler.steps)]
+    completed = subprocess.run(
+        [sys.executable, __file__, "--bare", *arguments, str(batch_size)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return float(completed.stdout.strip().splitlines()[-1])
+
+
+def clip_writer_seconds(model_dir: Path, scratch: Path, frames: int, size: int, clips: int) -> float:
+    """Seconds per clip the worker's clip writer spends storing an `frames x size x size` clip: NPZ and GIF
+    preview encoding, two object writes and the row + counts + audit event, on the embedded SQLite
+    service and local object folder. The worker does this on its writer thread while sampling goes on,
+    so it is hidden as long as it is shorter than the sampling time per clip."""
+    from migrations import upgrade
+    from store.keys import get_or_create_project
+    from store.models import Bank, Job
+    from store.registry import register_model
+    from worker.context import WorkerContext
+    from worker.settings import WorkerSettings
+    from worker.writer import ClipSlot, ClipWriter
+
+    settings = WorkerSettings(environment="development", data_dir=scratch / "writer", worker_device="cpu")
+    upgrade(settings.resolved_database_url)
+    context = WorkerContext.from_settings(settings, lambda task, payload: None)
+    with context.sessions() as session:
+        record = register_model(session, model_dir)
+        project = get_or_create_project(session, "writer-bench")
+        bank = Bank(index=0, class_label="c", class_index=0, samples=clips)
+        job = Job(
+            project_id=project.id,
+            model_id=record.id,
+            request={},
+            seed=0,
+            sampler={},
+            filter_settings={},
+            banks=[bank],
+            banks_total=1,
+            clips_total=clips,
+            dropped_counts={},
+            timings={},
+        )
+        session.add(job)
+        session.commit()
+        ids = (project.id, job.id, bank.id)
+    rng = np.random.default_rng(0)
+    # smooth content (like decoded frames), so that compression does typical work
+    base = rng.integers(0, 256, size=(frames, size // 8, size // 8), dtype=np.uint8)
+    clip = np.kron(base, np.ones((8, 8), dtype=np.uint8))
+    start = time.perf_counter()
+    with ClipWriter(context.sessions, context.store) as writer:
+        for i in range(clips):
+            writer.submit(ClipSlot(*ids, 0, i, i, 0, record.checksum), clip)
+    seconds = (time.perf_counter() - start) / clips
+    context.engine.dispose()
+    return seconds
 
 
 def replace_steps(sampler: SamplerSettings, steps: int) -> SamplerSettings:
@@ -203,6 +267,9 @@ def main() -> None:
     parser.add_argument("--submits", type=int, default=2, help="jobs each client submits")
     parser.add_argument("--polls", type=int, default=20, help="status requests each client sends")
     parser.add_argument("--job-timeout-s", type=float, default=1800)
+    parser.add_argument(
+        "--writer-clips", type=int, default=20, help="8x256x256 clips timed through the clip writer"
+    )
     parser.add_argument("--out", type=Path, help="write the results as JSON here")
     args = parser.parse_args()
 
@@ -212,7 +279,9 @@ def main() -> None:
         settings = SamplerSettings(args.sampler, steps=args.steps)
         classes = len(CtrlGenAugPipeline.from_pretrained(model_dir).info.class_names)
         bare_runs = [
-            bare_sampling_seconds(model_dir, args.device, classes, args.samples, settings, args.batch_size)
+            bare_sampling_in_fresh_process(
+                model_dir, args.device, classes, args.samples, settings, args.batch_size
+            )
         ]
         env = {k: v for k, v in os.environ.items() if k not in EMBEDDED_ONLY}
         env.update(
@@ -254,8 +323,11 @@ def main() -> None:
         finally:
             stop(service)
         bare_runs.append(
-            bare_sampling_seconds(model_dir, args.device, classes, args.samples, settings, args.batch_size)
+            bare_sampling_in_fresh_process(
+                model_dir, args.device, classes, args.samples, settings, args.batch_size
+            )
         )
+        writer_seconds = clip_writer_seconds(model_dir, root, 8, 256, args.writer_clips)
     bare = float(np.mean(bare_runs))
 
     clips = len(banks) * args.samples
@@ -272,12 +344,13 @@ def main() -> None:
         "generating_overhead": (generating - bare) / bare,
         "job_overhead": (job_seconds - bare) / bare,
         "latency": load,
+        "clip_writer_seconds_per_8x256x256_clip": writer_seconds,
     }
     print(f"\n{clips} clips, {args.sampler} {args.steps} steps, batch {args.batch_size}, {args.device}\n")
     print("| work | seconds | s/clip | overhead vs bare sampler |")
     print("|---|---:|---:|---:|")
     runs = " / ".join(f"{b:.2f}" for b in bare_runs)
-    print(f"| bare `pipeline.sample` (before / after) | {runs} | {bare / clips:.3f} | — |")
+    print(f"| bare `FastSampler.sample`, fresh process (before / after) | {runs} | {bare / clips:.3f} | — |")
     print(f"| job stage `generate` | {generating:.2f} | {generating / clips:.3f} | "
           f"{results['generating_overhead']:+.1%} |")  # fmt: skip
     for stage, seconds in job["timings"].items():
@@ -285,6 +358,7 @@ def main() -> None:
             print(f"| job stage `{stage}` | {seconds:.2f} | {seconds / clips:.3f} | |")
     print(f"| whole job through the API | {job_seconds:.2f} | {job_seconds / clips:.3f} | "
           f"{results['job_overhead']:+.1%} |")  # fmt: skip
+    print(f"\nclip writer (off the sampling thread): {writer_seconds * 1e3:.0f} ms per 8x256x256 clip")
     print(f"\n{load['clients']} concurrent clients, loopback, embedded service (SQLite):\n")
     print("| request | count | errors | p50 ms | p99 ms | max ms | per s |")
     print("|---|---:|---:|---:|---:|---:|---:|")
@@ -303,4 +377,9 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    if sys.argv[1:2] == ["--bare"]:
+        model, device, banks, samples, name, steps, batch = sys.argv[2:9]
+        bare_settings = SamplerSettings(name, steps=int(steps))
+        print(bare_sampling_seconds(Path(model), device, int(banks), int(samples), bare_settings, int(batch)))
+    else:
+        main()

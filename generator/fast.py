@@ -1,6 +1,7 @@
 """The fast sampling path: mixed precision, clips batched by free GPU memory, optional `torch.compile`.
 
-`FastSampler` runs a job's clips through `CtrlGenAugPipeline.sample` in batches. On a GPU the batch size
+`FastSampler` runs a job's clips through the pipeline in batches, preparing the next batch on a helper
+thread while the current one denoises. On a GPU the batch size
 comes from the free memory and a per-clip memory estimate measured once (one guided step plus the VAE
 decode, at 1 and at 2 clips); elsewhere it is `max_clips_per_batch`. A clip's output does not depend on
 the batch it lands in: its noise comes from its own CPU generator.
@@ -9,14 +10,15 @@ the batch it lands in: its noise comes from its own CPU generator.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
 
 from generator.conditions import BankConditions
-from generator.pipeline import CtrlGenAugPipeline
+from generator.pipeline import CtrlGenAugPipeline, PreparedBatch
 from generator.sampling import SamplerSettings
 
 PRECISIONS: dict[str, torch.dtype | None] = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -158,6 +160,49 @@ class FastSampler:
         memory = self.clip_memory(bank, sampler)
         return clips_per_batch(memory, available_cuda_bytes(device), self.settings.memory_fraction, limit)
 
+    def plan(
+        self, banks: Sequence[BankConditions], seeds: Sequence[int], sampler: SamplerSettings
+    ) -> list[range]:
+        """Positions of each batch: as few batches as the memory-sized batch allows, evenly filled."""
+        if len(banks) != len(seeds):
+            raise ValueError(f"banks and seeds must have the same length, got {len(banks)} and {len(seeds)}")
+        if not seeds:
+            raise ValueError("seeds must not be empty")
+        return even_batches(len(seeds), self.batch_size(banks[0], sampler))
+
+    def batches(
+        self,
+        banks: Sequence[BankConditions],
+        seeds: Sequence[int],
+        sampler: SamplerSettings,
+        progress: Callable[[int, int], None] | None = None,
+        should_cancel: Callable[[], bool] | None = None,
+        plan: list[range] | None = None,
+    ) -> Iterator[tuple[range, np.ndarray]]:
+        """Yield `(positions, uint8 clips)` batch by batch (`plan`, default `self.plan(...)`); clip j of a
+        batch is clip `positions[j]` of the input.
+
+        While one batch denoises, a helper thread prepares the next (conditions, noise, copies to the
+        device), so the device does not wait on host work between batches. `progress(step, steps)` counts
+        the denoising steps of the current batch.
+        """
+        plan = plan or self.plan(banks, seeds, sampler)
+
+        def prepare(positions: range) -> PreparedBatch:
+            chosen = [banks[i] for i in positions]
+            return self.pipeline.prepare(chosen, [seeds[i] for i in positions], sampler)
+
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="prepare-batch") as helper:
+            upcoming = helper.submit(prepare, plan[0])
+            for number, positions in enumerate(plan):
+                prepared = upcoming.result()
+                if number + 1 < len(plan):
+                    upcoming = helper.submit(prepare, plan[number + 1])
+                latents = self.pipeline.denoise_prepared(
+                    prepared, sampler, progress, should_cancel, self.autocast
+                )
+                yield positions, self.pipeline.decode(latents, self.autocast)
+
     def sample(
         self,
         banks: Sequence[BankConditions],
@@ -168,33 +213,17 @@ class FastSampler:
     ) -> np.ndarray:
         """uint8 clips `(len(seeds), F, H, W)`, as `pipeline.sample` gives them; `progress(done, total)`
         counts denoising steps over all batches."""
-        if len(banks) != len(seeds):
-            raise ValueError(f"banks and seeds must have the same length, got {len(banks)} and {len(seeds)}")
-        if not seeds:
-            raise ValueError("seeds must not be empty")
-        batches = even_batches(len(seeds), self.batch_size(banks[0], sampler))
+        plan = self.plan(banks, seeds, sampler)
+        finished = 0
+
+        def across_batches(step: int, steps: int) -> None:
+            assert progress is not None
+            progress(finished * steps + step, len(plan) * steps)
+
         clips = []
-        for number, batch in enumerate(batches):
-            batch_progress = None
-            if progress is not None:
-                batch_progress = _offset_progress(progress, number, len(batches))
-            clips.append(
-                self.pipeline.sample(
-                    [banks[i] for i in batch],
-                    [seeds[i] for i in batch],
-                    sampler,
-                    batch_progress,
-                    should_cancel,
-                    self.autocast,
-                )
-            )
+        for _, batch in self.batches(
+            banks, seeds, sampler, across_batches if progress else None, should_cancel, plan
+        ):
+            clips.append(batch)
+            finished += 1
         return np.concatenate(clips)
-
-
-def _offset_progress(
-    progress: Callable[[int, int], None], batch: int, batches: int
-) -> Callable[[int, int], None]:
-    def report(step: int, steps: int) -> None:
-        progress(batch * steps + step, batches * steps)
-
-    return report

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from diffusers import AutoencoderKL, DDIMScheduler
 
-from generator.conditions import BankConditions, ConditionEncoder, MotionInputs
+from generator.conditions import BankConditions, ConditionEncoder, ConditionInputs, MotionInputs
 from generator.config import ImageUNetConfig, SequenceUNetConfig
 from generator.image_encoder import ImageEncoderConfig, ImagePriorEncoder, ImagePriorProjector
 from generator.image_unet import ImageUNet
@@ -43,6 +43,17 @@ COMPONENTS: dict[str, tuple[str, str]] = {
     "image_projector": ("generator.image_encoder", "ImagePriorProjector"),
     "scheduler": ("diffusers", "DDIMScheduler"),
 }
+
+
+@dataclass(frozen=True)
+class PreparedBatch:
+    """A batch ready to denoise: its conditions (and the unconditional branch under guidance) and its
+    starting noise on the pipeline's device, with the per-clip generators that drew the noise."""
+
+    cond: ConditionInputs
+    uncond: ConditionInputs | None
+    noise: torch.Tensor
+    generators: list[torch.Generator]
 
 
 def unet_conditions(unet: SequenceUNet) -> tuple[str, ...]:
@@ -171,6 +182,49 @@ class CtrlGenAugPipeline:
         return self
 
     @torch.no_grad()
+    def prepare(
+        self, banks: Sequence[BankConditions], seeds: Sequence[int], sampler: SamplerSettings
+    ) -> PreparedBatch:
+        """Encode a batch's conditions and draw its starting noise, on the device, ready to denoise.
+
+        Touches the condition encoders only, never the UNet: the fast path prepares the next batch on
+        another thread while the current one denoises.
+        """
+        for index, seed in enumerate(seeds):
+            if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**63:
+                raise ValueError(f"seeds[{index}] must be an integer in [0, 2**63), got {seed!r}")
+        cond = self.conditions.encode(banks, seeds)
+        guided = [name for name in sampler.guided if name in self.info.conditions]
+        uncond = None
+        if guided and sampler.guidance_scale != 1.0:
+            uncond = self.conditions.unconditional(cond, guided).to(self.device, self.dtype)
+        generators = clip_generators(seeds)
+        noise = clip_noise(generators, self.latent_shape).to(self.device)
+        return PreparedBatch(cond.to(self.device, self.dtype), uncond, noise, generators)
+
+    @torch.no_grad()
+    def denoise_prepared(
+        self,
+        batch: PreparedBatch,
+        sampler: SamplerSettings,
+        progress: Callable[[int, int], None] | None = None,
+        should_cancel: Callable[[], bool] | None = None,
+        autocast: torch.dtype | None = None,
+    ) -> torch.Tensor:
+        """Denoised float32 latents `(N, C, F, h, w)` of a prepared batch."""
+        return denoise(
+            unet_denoiser(self.unet),
+            build_scheduler(sampler, self.noise_schedule),
+            batch.noise,
+            batch.cond,
+            batch.uncond,
+            sampler,
+            batch.generators,
+            progress=progress,
+            should_cancel=should_cancel,
+            autocast=autocast,
+        )
+
     def sample_latents(
         self,
         banks: Sequence[BankConditions],
@@ -184,28 +238,8 @@ class CtrlGenAugPipeline:
 
         `autocast` (`torch.bfloat16` / `torch.float16`) runs the networks in mixed precision.
         """
-        for index, seed in enumerate(seeds):
-            if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**63:
-                raise ValueError(f"seeds[{index}] must be an integer in [0, 2**63), got {seed!r}")
-        cond = self.conditions.encode(banks, seeds)
-        guided = [name for name in sampler.guided if name in self.info.conditions]
-        uncond = None
-        if guided and sampler.guidance_scale != 1.0:
-            uncond = self.conditions.unconditional(cond, guided).to(self.device, self.dtype)
-        generators = clip_generators(seeds)
-        noise = clip_noise(generators, self.latent_shape).to(self.device)
-        return denoise(
-            unet_denoiser(self.unet),
-            build_scheduler(sampler, self.noise_schedule),
-            noise,
-            cond.to(self.device, self.dtype),
-            uncond,
-            sampler,
-            generators,
-            progress=progress,
-            should_cancel=should_cancel,
-            autocast=autocast,
-        )
+        batch = self.prepare(banks, seeds, sampler)
+        return self.denoise_prepared(batch, sampler, progress, should_cancel, autocast)
 
     @torch.no_grad()
     def decode(self, latents: torch.Tensor, autocast: torch.dtype | None = None) -> np.ndarray:

@@ -14,7 +14,7 @@ from generator.conditions import CONDITION_NAMES, ConditionInputs
 from generator.pathways import stack_pathways
 
 SAMPLER_NAMES = ("ddim", "dpmsolver++", "unipc")
-# steps_offset 1 (Table 1) shifts DDIM's leading timesteps by one: 1000 steps would reach t = 1000, past the schedule.
+# steps_offset 1 (Table 1) shifts DDIM's leading timesteps by one: 1000 steps would reach t = 1000.
 MAX_STEPS = 999
 MAX_GUIDANCE_SCALE = 50.0
 

@@ -133,8 +133,10 @@ def manifest_row(clip: Clip) -> dict[str, Any]:
 
 
 def manifest_csv(rows: list[dict[str, Any]]) -> bytes:
+    # RFC 4180 line ends: the csv module quotes only fields holding a character of the line terminator,
+    # so with "\n" alone a class name holding "\r" would be written bare and read back broken.
     out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=MANIFEST_COLUMNS, lineterminator="\n")
+    writer = csv.DictWriter(out, fieldnames=MANIFEST_COLUMNS, lineterminator="\r\n")
     writer.writeheader()
     writer.writerows(rows)
     return out.getvalue().encode()

@@ -6,12 +6,12 @@ import uuid
 from typing import Any
 
 import numpy as np
-from sqlalchemy import select
+from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from store.models import Clip, utcnow
+from store.models import Bank, BankStatus, Clip, Job, utcnow
 
 CLIP_CONFLICT_COLUMNS = ("job_id", "bank_id", "index_in_bank")
 
@@ -55,3 +55,11 @@ def upsert_clip(
         .where(Clip.job_id == job_id, Clip.bank_id == bank_id, Clip.index_in_bank == index_in_bank)
         .execution_options(populate_existing=True)
     ).one()
+
+
+def mark_bank_done(session: Session, bank: Bank) -> None:
+    """Set the bank done and recount the job's finished banks (not committed)."""
+    bank.status = BankStatus.done
+    session.flush()
+    done = select(func.count()).where(Bank.job_id == bank.job_id, Bank.status == BankStatus.done)
+    session.execute(update(Job).where(Job.id == bank.job_id).values(banks_done=done.scalar_subquery()))

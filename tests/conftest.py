@@ -1,10 +1,20 @@
-"""Suite-wide pytest configuration: GPU tests run only where CUDA exists; torch uses few threads."""
+"""Suite-wide pytest configuration: GPU tests run only where CUDA exists; torch uses few threads.
+
+`tests/support/` holds plain modules shared by several test folders (the real-server fixtures in
+`service_fixtures.py`); it goes on `sys.path` here, before any folder's conftest imports from it.
+"""
 
 from __future__ import annotations
 
 import os
+import sys
+from pathlib import Path
 
 import pytest
+
+SUPPORT = str(Path(__file__).resolve().parent / "support")
+if SUPPORT not in sys.path:
+    sys.path.insert(0, SUPPORT)
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")

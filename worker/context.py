@@ -38,6 +38,9 @@ class WorkerContext:
             engine=engine,
             sessions=build_sessionmaker(engine),
             store=object_store or build_object_store(settings),
-            models=models or PipelineCache(settings.resolved_device(), settings.worker_model_cache_size),
+            models=models
+            or PipelineCache(
+                settings.resolved_device(), settings.worker_model_cache_size, settings.fast_path()
+            ),
             send_task=send_task,
         )

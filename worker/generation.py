@@ -1,14 +1,19 @@
-"""Sampling one bank's missing clips in batches, each clip from its own deterministic seed."""
+"""Sampling a job's missing clips, banks batched together, each clip from its own deterministic seed."""
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
+from functools import lru_cache
+from typing import overload
 
-from sqlalchemy import func, select, update
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from generator.conditions import BankConditions
+from generator.model_info import ModelInfo
 from generator.sampling import SamplerSettings, SamplingCancelled
-from store.jobs import clip_seed
+from store.jobs import clip_seed, mark_bank_done
 from store.models import Bank, BankStatus, Clip, Job
 from store.objects import ObjectStore
 from worker.conditions import bank_conditions
@@ -16,44 +21,56 @@ from worker.monitor import JobInterrupted, JobMonitor
 from worker.pipelines import LoadedModel
 from worker.writer import ClipSlot, ClipWriter
 
+# Banks whose conditions (image prior, motion field) stay loaded while their clips are sampled.
+LOADED_BANKS = 64
+
 
 def stored_indices(session: Session, bank_id: uuid.UUID) -> set[int]:
     return set(session.scalars(select(Clip.index_in_bank).where(Clip.bank_id == bank_id)))
 
 
-def mark_bank_done(session: Session, bank: Bank) -> None:
-    bank.status = BankStatus.done
-    session.flush()
-    done = select(func.count()).where(Bank.job_id == bank.job_id, Bank.status == BankStatus.done)
-    session.execute(update(Job).where(Job.id == bank.job_id).values(banks_done=done.scalar_subquery()))
+class SlotConditions(Sequence[BankConditions]):
+    """The conditions of each clip slot, loaded per bank when first asked for (on the fast path's helper
+    thread, while the previous batch samples) and kept for the last `LOADED_BANKS` banks."""
+
+    def __init__(
+        self, sessions: sessionmaker[Session], store: ObjectStore, info: ModelInfo, slots: list[ClipSlot]
+    ) -> None:
+        self._bank_ids = [slot.bank_id for slot in slots]
+
+        @lru_cache(maxsize=LOADED_BANKS)
+        def load(bank_id: uuid.UUID) -> BankConditions:
+            with sessions() as session:
+                return bank_conditions(store, session.get_one(Bank, bank_id), info)
+
+        self._load = load
+
+    def __len__(self) -> int:
+        return len(self._bank_ids)
+
+    @overload
+    def __getitem__(self, index: int) -> BankConditions: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[BankConditions]: ...
+    def __getitem__(self, index: int | slice) -> BankConditions | list[BankConditions]:
+        if isinstance(index, slice):
+            return [self._load(bank_id) for bank_id in self._bank_ids[index]]
+        return self._load(self._bank_ids[index])
 
 
-def generate_bank(
-    sessions: sessionmaker[Session],
-    store: ObjectStore,
-    model: LoadedModel,
-    job_id: uuid.UUID,
-    bank_index: int,
-    monitor: JobMonitor,
-    batch_size: int,
-) -> int:
-    """Sample and store the clips of bank `bank_index` that have no row yet; returns how many were stored.
-
-    Running it again after a crash or redelivery stores each clip exactly once.
-    """
-    with sessions() as session:
-        job = session.get_one(Job, job_id)
-        bank = session.scalars(select(Bank).where(Bank.job_id == job_id, Bank.index == bank_index)).one()
+def missing_slots(session: Session, job: Job, model_checksum: str) -> list[ClipSlot]:
+    """The clips of the job's unfinished banks that have no row yet, in bank order; banks with none
+    missing are marked done and the others `generating`."""
+    slots = []
+    for bank in sorted(job.banks, key=lambda b: b.index):
+        if bank.status == BankStatus.done:
+            continue
         missing = sorted(set(range(bank.samples)) - stored_indices(session, bank.id))
         if not missing:
             mark_bank_done(session, bank)
-            session.commit()
-            return 0
+            continue
         bank.status = BankStatus.generating
-        session.commit()
-        conditions = bank_conditions(store, bank, model.pipeline.info)
-        sampler = SamplerSettings(**job.sampler)
-        slots = [
+        slots += [
             ClipSlot(
                 project_id=job.project_id,
                 job_id=job.id,
@@ -62,27 +79,49 @@ def generate_bank(
                 index_in_bank=i,
                 seed=clip_seed(job.seed, bank.index, i),
                 class_index=bank.class_index,
-                model_checksum=model.checksum,
+                model_checksum=model_checksum,
             )
             for i in missing
         ]
-        bank_id = bank.id
-    with ClipWriter(sessions, store) as writer:
-        for start in range(0, len(slots), batch_size):
-            batch = slots[start : start + batch_size]
-            try:
-                clips = model.pipeline.sample(
-                    [conditions] * len(batch),
-                    [slot.seed for slot in batch],
-                    sampler,
-                    progress=monitor.step,
-                    should_cancel=monitor.should_stop,
-                )
-            except SamplingCancelled as exc:
-                raise monitor.interruption or JobInterrupted("cancelled", str(exc)) from exc
-            for slot, frames in zip(batch, clips, strict=True):
-                writer.submit(slot, frames)
+    return slots
+
+
+def generate_job(
+    sessions: sessionmaker[Session],
+    store: ObjectStore,
+    model: LoadedModel,
+    job_id: uuid.UUID,
+    monitor: JobMonitor,
+) -> int:
+    """Sample and store the job's clips that have no row yet; returns how many were stored.
+
+    Clips of different banks share batches (the fast path sizes them from free GPU memory). The clip
+    writer stores each clip and marks a bank done after its last clip, off the sampling thread. Running it
+    again after a crash or redelivery stores each clip exactly once.
+    """
     with sessions() as session:
-        mark_bank_done(session, session.get_one(Bank, bank_id))
+        job = session.get_one(Job, job_id)
+        sampler = SamplerSettings(**job.sampler)
+        slots = missing_slots(session, job, model.checksum)
         session.commit()
+    if not slots:
+        return 0
+    last_of_bank = {slot.bank_id: position for position, slot in enumerate(slots)}
+    conditions = SlotConditions(sessions, store, model.pipeline.info, slots)
+    with ClipWriter(sessions, store) as writer:
+        try:
+            for positions, clips in model.sampler.batches(
+                conditions,
+                [slot.seed for slot in slots],
+                sampler,
+                progress=monitor.step,
+                should_cancel=monitor.should_stop,
+            ):
+                for position, frames in zip(positions, clips, strict=True):
+                    slot = slots[position]
+                    writer.submit(slot, frames)
+                    if last_of_bank[slot.bank_id] == position:
+                        writer.finish_bank(slot.bank_id)
+        except SamplingCancelled as exc:
+            raise monitor.interruption or JobInterrupted("cancelled", str(exc)) from exc
     return len(slots)

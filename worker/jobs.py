@@ -20,7 +20,7 @@ from store.export import export_database
 from store.models import FINISHED_JOB_STATUSES, Bank, BankStatus, Job, JobStatus, utcnow
 from worker.context import WorkerContext
 from worker.filtering import filter_job
-from worker.generation import generate_bank
+from worker.generation import generate_job
 from worker.locks import job_lock
 from worker.monitor import CANCELLED, SHUTTING_DOWN, JobInterrupted, JobMonitor
 
@@ -110,16 +110,11 @@ def begin_delivery(ctx: WorkerContext, job_id: uuid.UUID) -> JobStatus | str:
 
 def _generate(ctx: WorkerContext, job_id: uuid.UUID, monitor: JobMonitor) -> None:
     with ctx.sessions() as session:
-        job = session.get_one(Job, job_id)
-        record = job.model
-        bank_indices = [bank.index for bank in job.banks if bank.status != BankStatus.done]
+        record = session.get_one(Job, job_id).model
     model = ctx.models.get(record)
+    monitor.check()
     started = time.monotonic()
-    for bank_index in bank_indices:
-        monitor.check()
-        generate_bank(
-            ctx.sessions, ctx.store, model, job_id, bank_index, monitor, ctx.settings.worker_batch_size
-        )
+    generate_job(ctx.sessions, ctx.store, model, job_id, monitor)
     with ctx.sessions() as session:
         job = session.get_one(Job, job_id)
         _add_timing(job, "generate", time.monotonic() - started)

@@ -12,6 +12,7 @@ from torch import nn
 
 from classify.checkpoint import load_classifier
 from filter.scoring import ClassifierInput, checkpoint_classifier_input
+from generator.fast import FastPathSettings, FastSampler
 from generator.pipeline import CtrlGenAugPipeline
 from store.models import ModelRecord
 from store.registry import model_checksum
@@ -23,12 +24,13 @@ CLASSIFIER_DIR = "classifier"
 class LoadedModel:
     checksum: str
     pipeline: CtrlGenAugPipeline
+    sampler: FastSampler
     classifier: nn.Module
     classifier_input: ClassifierInput
     classifier_meta: dict[str, Any]
 
 
-def load_model(record: ModelRecord, device: str) -> LoadedModel:
+def load_model(record: ModelRecord, device: str, fast_path: FastPathSettings | None = None) -> LoadedModel:
     """Load a registered model directory after checking its files still have the registered checksum."""
     model_dir = Path(record.path)
     if not model_dir.is_dir():
@@ -51,15 +53,17 @@ def load_model(record: ModelRecord, device: str) -> LoadedModel:
             f"model {record.name}: classifier has {meta['num_classes']} classes, the model "
             f"{len(record.class_names)}"
         )
-    return LoadedModel(checksum, pipeline, classifier, checkpoint_classifier_input(meta), meta)
+    sampler = FastSampler(pipeline, fast_path)
+    return LoadedModel(checksum, pipeline, sampler, classifier, checkpoint_classifier_input(meta), meta)
 
 
 class PipelineCache:
     """Least-recently-used loaded models of this process (one on a GPU worker by default)."""
 
-    def __init__(self, device: str, size: int = 1) -> None:
+    def __init__(self, device: str, size: int = 1, fast_path: FastPathSettings | None = None) -> None:
         self.device = device
         self.size = size
+        self.fast_path = fast_path
         self._models: OrderedDict[str, LoadedModel] = OrderedDict()
 
     def get(self, record: ModelRecord) -> LoadedModel:
@@ -68,7 +72,7 @@ class PipelineCache:
             return self._models[record.checksum]
         while len(self._models) >= self.size:
             self._models.popitem(last=False)
-        loaded = load_model(record, self.device)
+        loaded = load_model(record, self.device, self.fast_path)
         self._models[record.checksum] = loaded
         return loaded
 

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field, model_validator
 
+from generator.fast import FastPathSettings
 from store.settings import Settings
 
 
@@ -17,7 +20,19 @@ class WorkerSettings(Settings):
         default="auto", description="torch device of the pipeline: auto, cpu, cuda, cuda:N"
     )
     worker_batch_size: int = Field(
-        default=4, ge=1, description="clips sampled together in one denoising loop"
+        default=32,
+        ge=1,
+        description="most clips sampled in one denoising loop (on a GPU also bounded by free memory)",
+    )
+    worker_precision: Literal["auto", "fp32", "bf16", "fp16"] = Field(
+        default="auto", description="sampling precision; auto: bf16 (or fp16) autocast on GPU, fp32 on CPU"
+    )
+    worker_memory_fraction: float = Field(
+        default=0.9, gt=0, le=1, description="share of the free GPU memory one batch may fill"
+    )
+    worker_compile: bool = Field(
+        default=False,
+        description="torch.compile the UNet (pays off when many batches share one shape; compiles per shape)",
     )
     worker_max_deliveries: int = Field(
         default=3,
@@ -59,6 +74,14 @@ class WorkerSettings(Settings):
                 f"task_time_limit_s ({self.task_time_limit_s}), or a running job is delivered twice"
             )
         return self
+
+    def fast_path(self) -> FastPathSettings:
+        return FastPathSettings(
+            precision=self.worker_precision,
+            max_clips_per_batch=self.worker_batch_size,
+            memory_fraction=self.worker_memory_fraction,
+            compile_unet=self.worker_compile,
+        )
 
     def resolved_device(self) -> str:
         if self.worker_device != "auto":

@@ -11,7 +11,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from store.audit import append_event
-from store.jobs import clip_object_key, clip_preview_key, upsert_clip
+from store.jobs import clip_object_key, clip_preview_key, mark_bank_done, upsert_clip
 from store.models import Bank, Clip, Job
 from store.objects import ObjectStore
 from worker.clip_files import clip_npz_bytes, preview_gif_bytes
@@ -90,22 +90,34 @@ def store_clip(
         return clip
 
 
+def finish_bank(sessions: sessionmaker[Session], bank_id: uuid.UUID) -> None:
+    with sessions() as session:
+        mark_bank_done(session, session.get_one(Bank, bank_id))
+        session.commit()
+
+
 class ClipWriter:
-    """One background thread stores clips in submission order while the caller samples the next batch."""
+    """One background thread stores clips (and marks banks done) in submission order while the caller
+    samples the next batch."""
 
     def __init__(self, sessions: sessionmaker[Session], store: ObjectStore) -> None:
         self.sessions = sessions
         self.store = store
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="clip-writer")
-        self._pending: list[Future[Clip]] = []
+        self._pending: list[Future[object]] = []
 
     def submit(self, slot: ClipSlot, frames: np.ndarray) -> None:
         self._pending.append(self._executor.submit(store_clip, self.sessions, self.store, slot, frames))
 
-    def wait(self) -> list[Clip]:
-        """Block until every submitted clip is stored; re-raise the first error."""
+    def finish_bank(self, bank_id: uuid.UUID) -> None:
+        """Mark the bank done once the clips submitted before are stored."""
+        self._pending.append(self._executor.submit(finish_bank, self.sessions, bank_id))
+
+    def wait(self) -> None:
+        """Block until everything submitted is done; re-raise the first error."""
         pending, self._pending = self._pending, []
-        return [future.result() for future in pending]
+        for future in pending:
+            future.result()
 
     def close(self) -> None:
         self._executor.shutdown(wait=True)

@@ -1,6 +1,6 @@
-"""Console tests: the real app under uvicorn (on the REAL PostgreSQL/Redis/S3 test servers, fixtures of the
-service tests), G2's worker task run in process on a background thread with the tiny model, and headless
-Debian Chromium driven by Playwright."""
+"""Console tests: the real app under uvicorn (on the REAL PostgreSQL/Redis/S3 test servers, the shared
+fixtures of tests/support/service_fixtures.py), G2's worker task run in process on a background thread with
+the tiny model, and headless Debian Chromium driven by Playwright."""
 
 from __future__ import annotations
 
@@ -16,9 +16,14 @@ import pytest
 import uvicorn
 from console_helpers import TESTS, Console, load_test_module
 from playwright.sync_api import Browser, ConsoleMessage, Page, Playwright, sync_playwright
+
+# The real-server fixtures (shared with the service, reliability and worker tests): pytest registers them
+# from this module's namespace for this folder.
+from service_fixtures import *  # noqa: F403
 from sqlalchemy.orm import Session, sessionmaker
 
 from api.main import create_app
+from generator.fast import FastPathSettings
 from store.objects import S3ObjectStore
 from store.registry import register_model
 from worker.celery_app import create_celery_app
@@ -37,20 +42,8 @@ CHROMIUM_ARGS = [
 ]
 
 
-# The service and worker tests' fixtures and helpers, imported (not moved): their conftests are not shared.
-_service = load_test_module("console_service_conftest", TESTS / "service" / "conftest.py")
-_worker = load_test_module("console_worker_conftest", TESTS / "worker" / "conftest.py")
-
-services = _service.services
-admin_url = _service.admin_url
-fresh_database = _service.fresh_database
-database_url = _service.database_url
-engine = _service.engine
-sessions = _service.sessions
-s3_client = _service.s3_client
-s3_store = _service.s3_store
-clean = _service.clean
-make_key = _service.make_key
+# The worker tests' helpers (tiny model directory, worker settings), imported by path.
+_worker = load_test_module("console_worker_helpers", TESTS / "worker" / "worker_helpers.py")
 
 
 @pytest.fixture(scope="session")
@@ -60,7 +53,7 @@ def console_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def console_pipelines() -> PipelineCache:
-    return PipelineCache("cpu")
+    return PipelineCache("cpu", fast_path=FastPathSettings(max_clips_per_batch=2))
 
 
 def _free_port() -> int:

@@ -3,6 +3,8 @@ cross-attention, pathways moved once per batch."""
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import pytest
 import torch
@@ -116,6 +118,52 @@ def test_fast_sampler_passes_cancellation_and_checks_lengths(pipeline, bank) -> 
         sampler.sample([bank], [0, 1], STEPS)
     with pytest.raises(ValueError, match="must not be empty"):
         sampler.sample([], [], STEPS)
+
+
+def test_the_next_batch_is_prepared_on_a_helper_thread_while_the_current_one_denoises(
+    pipeline, bank, monkeypatch
+) -> None:
+    events: list[tuple[str, int, str]] = []
+    second_prepare_started = threading.Event()
+    prepare, denoise_prepared = pipeline.prepare, pipeline.denoise_prepared
+
+    def recorded_prepare(banks, seeds, sampler):  # type: ignore[no-untyped-def]
+        events.append(("prepare", seeds[0], threading.current_thread().name))
+        if seeds[0] == 22:
+            second_prepare_started.set()
+        return prepare(banks, seeds, sampler)
+
+    def recorded_denoise(batch, *args):  # type: ignore[no-untyped-def]
+        first = len([e for e in events if e[0] == "denoise"]) == 0
+        events.append(("denoise", 0, threading.current_thread().name))
+        if first:  # the first batch may only finish once the second is being prepared
+            assert second_prepare_started.wait(timeout=30)
+        return denoise_prepared(batch, *args)
+
+    monkeypatch.setattr(pipeline, "prepare", recorded_prepare)
+    monkeypatch.setattr(pipeline, "denoise_prepared", recorded_denoise)
+    fast = FastSampler(pipeline, FastPathSettings(max_clips_per_batch=2))
+    banks, seeds = [bank] * 4, [20, 21, 22, 23]
+    batches = list(fast.batches(banks, seeds, STEPS))
+
+    assert [list(positions) for positions, _ in batches] == [[0, 1], [2, 3]]
+    assert all(clips.shape == (2, 8, 32, 32) and clips.dtype == np.uint8 for _, clips in batches)
+    kinds = [e[0] for e in events]
+    assert kinds[0] == "prepare" and kinds.count("prepare") == kinds.count("denoise") == 2
+    assert kinds[-1] == "denoise"  # batch 2 was prepared while batch 1 was still denoising
+    assert {e[2].split("_")[0] for e in events if e[0] == "prepare"} == {"prepare-batch"}
+    assert {e[2] for e in events if e[0] == "denoise"} == {threading.current_thread().name}
+    monkeypatch.undo()
+    np.testing.assert_array_equal(np.concatenate([c for _, c in batches]), fast.sample(banks, seeds, STEPS))
+
+
+def test_a_batch_that_cannot_be_prepared_fails_the_iteration(pipeline, bank) -> None:
+    fast = FastSampler(pipeline, FastPathSettings(max_clips_per_batch=1))
+    batches = fast.batches([bank, bank], [0, -1], STEPS)
+    positions, _ = next(batches)
+    assert list(positions) == [0]
+    with pytest.raises(ValueError, match=r"seeds\[0\] must be an integer"):
+        next(batches)
 
 
 # ------------------------------------------------------------------------------ mixed precision

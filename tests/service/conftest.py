@@ -1,45 +1,25 @@
-"""Fixtures on REAL servers: a fresh PostgreSQL database and a fresh S3 bucket per test session.
-
-The servers come from `scripts/services.sh start`, which these fixtures run (it reuses running servers)
-when the CTRLGENAUG_TEST_* variables are not set.
+"""Fixtures of the service tests on REAL servers: a fresh PostgreSQL database and a fresh S3 bucket per test
+session (the shared fixtures of `tests/support/service_fixtures.py`), and the app with a recording sender.
 """
 
 from __future__ import annotations
 
-import os
-import subprocess
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
-import psycopg
 import pytest
 from fastapi.testclient import TestClient
-from minio import Minio
-from sqlalchemy import Engine, text
-from sqlalchemy.engine import make_url
-from sqlalchemy.orm import Session, sessionmaker
+
+# The real-server fixtures (shared with the reliability, worker and console tests): pytest registers them from
+# this module's namespace for this folder.
+from service_fixtures import *  # noqa: F403
+from service_fixtures import RecordingSender
 
 from api.main import create_app
 from api.state import broker_checker
 from generator.motion import extract_motion_field
-from migrations import upgrade
-from store.db import build_engine, build_sessionmaker
-from store.keys import create_api_key
-from store.models import Base
 from store.objects import LocalObjectStore, S3ObjectStore
 from store.settings import Settings
-
-REPO = Path(__file__).resolve().parents[2]
-ENV_NAMES = (
-    "CTRLGENAUG_TEST_DATABASE_URL",
-    "CTRLGENAUG_TEST_REDIS_URL",
-    "CTRLGENAUG_TEST_S3_ENDPOINT",
-    "CTRLGENAUG_TEST_S3_ACCESS_KEY",
-    "CTRLGENAUG_TEST_S3_SECRET_KEY",
-)
-TEST_SECRET = "test-secret-key-for-the-service-tests"
 
 SERVICE_TESTS = Path(__file__).resolve().parent
 
@@ -48,132 +28,6 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if item.path.is_relative_to(SERVICE_TESTS):
             item.add_marker(pytest.mark.services)
-
-
-def _read_env_file(path: Path) -> dict[str, str]:
-    values = {}
-    for line in path.read_text().splitlines():
-        if line.startswith("export ") and "=" in line:
-            name, _, value = line.removeprefix("export ").partition("=")
-            values[name] = value
-    return values
-
-
-@pytest.fixture(scope="session")
-def services() -> dict[str, str]:
-    if all(os.environ.get(name) for name in ENV_NAMES):
-        return {name: os.environ[name] for name in ENV_NAMES}
-    env_file = REPO / "scripts" / "services.env"
-    subprocess.run([str(REPO / "scripts" / "services.sh"), "start"], check=True, capture_output=True)
-    return _read_env_file(env_file)
-
-
-@pytest.fixture(scope="session")
-def admin_url(services: dict[str, str]) -> str:
-    return services["CTRLGENAUG_TEST_DATABASE_URL"]
-
-
-def _libpq(url: str) -> str:
-    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
-
-
-@pytest.fixture(scope="session")
-def fresh_database(admin_url: str) -> Iterator[Callable[[], str]]:
-    """Make fresh PostgreSQL databases (dropped at the end of the session)."""
-    created: list[str] = []
-
-    def make() -> str:
-        name = f"ctrlgenaug_test_{uuid.uuid4().hex[:12]}"
-        with psycopg.connect(_libpq(admin_url), autocommit=True) as conn:
-            conn.execute(f'CREATE DATABASE "{name}"')
-        created.append(name)
-        return make_url(admin_url).set(database=name).render_as_string(hide_password=False)
-
-    yield make
-    with psycopg.connect(_libpq(admin_url), autocommit=True) as conn:
-        for name in created:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-@pytest.fixture(scope="session")
-def database_url(fresh_database: Callable[[], str]) -> str:
-    url = fresh_database()
-    upgrade(url)
-    return url
-
-
-@pytest.fixture(scope="session")
-def engine(database_url: str) -> Iterator[Engine]:
-    engine = build_engine(database_url)
-    yield engine
-    engine.dispose()
-
-
-@pytest.fixture(scope="session")
-def sessions(engine: Engine) -> sessionmaker[Session]:
-    return build_sessionmaker(engine)
-
-
-@pytest.fixture(scope="session")
-def s3_client(services: dict[str, str]) -> Minio:
-    return Minio(
-        services["CTRLGENAUG_TEST_S3_ENDPOINT"],
-        access_key=services["CTRLGENAUG_TEST_S3_ACCESS_KEY"],
-        secret_key=services["CTRLGENAUG_TEST_S3_SECRET_KEY"],
-        secure=False,
-    )
-
-
-@pytest.fixture(scope="session")
-def s3_store(s3_client: Minio) -> Iterator[S3ObjectStore]:
-    store = S3ObjectStore(s3_client, f"ctrlgenaug-test-{uuid.uuid4().hex[:12]}")
-    store.ensure_bucket()
-    yield store
-    for info in list(store.list()):
-        store.delete(info.key)
-    s3_client.remove_bucket(bucket_name=store.bucket)
-
-
-@pytest.fixture
-def clean(sessions: sessionmaker[Session], s3_store: S3ObjectStore) -> None:
-    """Every test starts with empty tables and an empty bucket."""
-    with sessions() as session:
-        tables = ", ".join(f'"{t.name}"' for t in reversed(Base.metadata.sorted_tables))
-        session.execute(text(f"TRUNCATE {tables} CASCADE"))
-        session.commit()
-    for info in list(s3_store.list()):
-        s3_store.delete(info.key)
-
-
-@pytest.fixture
-def settings(database_url: str, services: dict[str, str], tmp_path: Path) -> Settings:
-    return Settings(
-        environment="test",
-        secret_key=TEST_SECRET,
-        data_dir=tmp_path / "data",
-        database_url=database_url,
-        broker_url=services["CTRLGENAUG_TEST_REDIS_URL"],
-        s3_endpoint=services["CTRLGENAUG_TEST_S3_ENDPOINT"],
-        s3_access_key=services["CTRLGENAUG_TEST_S3_ACCESS_KEY"],
-        s3_secret_key=services["CTRLGENAUG_TEST_S3_SECRET_KEY"],
-        max_upload_bytes=256 * 1024,
-        max_image_pixels=512 * 512,
-        max_clip_frames=64,
-        max_clip_voxels=64 * 512 * 512,
-    )
-
-
-class RecordingSender:
-    """Stands in for the Celery client: records what the outbox dispatches (no worker in these tests)."""
-
-    def __init__(self) -> None:
-        self.sent: list[tuple[str, dict[str, Any]]] = []
-        self.fail_with: Exception | None = None
-
-    def __call__(self, task: str, payload: dict[str, Any]) -> None:
-        if self.fail_with is not None:
-            raise self.fail_with
-        self.sent.append((task, payload))
 
 
 @pytest.fixture
@@ -198,38 +52,5 @@ def client(
 
 
 @pytest.fixture
-def make_key(sessions: sessionmaker[Session]) -> Callable[[str], dict[str, str]]:
-    """Authorization headers of a new key for the named project."""
-
-    def make(project: str) -> dict[str, str]:
-        with sessions() as session:
-            _, key = create_api_key(session, project)
-            session.commit()
-        return {"Authorization": f"Bearer {key}"}
-
-    return make
-
-
-@pytest.fixture
 def local_store(tmp_path: Path) -> LocalObjectStore:
     return LocalObjectStore(tmp_path / "objects")
-
-
-@pytest.fixture(scope="session")
-def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from generator.pipeline import build_tiny_pipeline
-
-    model_dir = tmp_path_factory.mktemp("tiny-model")
-    build_tiny_pipeline(num_classes=3).save_pretrained(model_dir)
-    return model_dir
-
-
-@pytest.fixture
-def tiny_model(clean: None, sessions: sessionmaker[Session], tiny_model_dir: Path) -> str:
-    """The tiny generator registered in the service; returns its name."""
-    from store.registry import register_model
-
-    with sessions() as session:
-        record = register_model(session, tiny_model_dir)
-        session.commit()
-        return record.name

@@ -1,9 +1,9 @@
-"""Worker tests on the REAL servers (PostgreSQL, Redis, SeaweedFS S3), reusing the service tests' fixtures,
-with a tiny model directory (tiny generator + tiny semantic-filter classifier)."""
+"""Worker tests on the REAL servers (PostgreSQL, Redis, SeaweedFS S3), with the shared fixtures of
+tests/support/service_fixtures.py and a tiny model directory (tiny generator + tiny semantic-filter
+classifier)."""
 
 from __future__ import annotations
 
-import importlib.util
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -11,10 +11,16 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+
+# The real-server fixtures (shared with the service, reliability and console tests): pytest registers them
+# from this module's namespace for this folder.
+from service_fixtures import *  # noqa: F403
+from service_fixtures import RecordingSender
 from sqlalchemy.orm import Session, sessionmaker
 from worker_helpers import build_tiny_model_dir, worker_settings_for
 
 from api.main import create_app
+from generator.fast import FastPathSettings
 from store.models import ModelRecord
 from store.objects import S3ObjectStore
 from store.registry import register_model
@@ -23,24 +29,6 @@ from worker.pipelines import PipelineCache
 from worker.settings import WorkerSettings
 
 WORKER_TESTS = Path(__file__).resolve().parent
-_spec = importlib.util.spec_from_file_location(
-    "service_conftest", WORKER_TESTS.parent / "service" / "conftest.py"
-)
-assert _spec is not None and _spec.loader is not None
-_service = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(_service)
-
-services = _service.services
-admin_url = _service.admin_url
-fresh_database = _service.fresh_database
-database_url = _service.database_url
-engine = _service.engine
-sessions = _service.sessions
-s3_client = _service.s3_client
-s3_store = _service.s3_store
-clean = _service.clean
-make_key = _service.make_key
-RecordingSender = _service.RecordingSender
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -57,7 +45,7 @@ def worker_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def pipeline_cache() -> PipelineCache:
     """Shared by the in-process tests: the model is loaded once (keyed by its checksum)."""
-    return PipelineCache("cpu")
+    return PipelineCache("cpu", fast_path=FastPathSettings(max_clips_per_batch=2))
 
 
 @pytest.fixture

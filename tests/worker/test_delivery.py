@@ -56,7 +56,7 @@ def test_transient_failures_are_retried_until_the_delivery_limit(
         calls.append(1)
         raise ConnectionError("object store unreachable")
 
-    monkeypatch.setattr(model.pipeline, "sample", unreachable)
+    monkeypatch.setattr(model.pipeline, "denoise_prepared", unreachable)
     app = create_celery_app(context.settings, context=context)
     app.tasks[RUN_JOB_TASK].apply(kwargs={"job_id": str(job_id)})  # eager: retries run in place
     assert len(calls) == context.settings.worker_max_deliveries == 3

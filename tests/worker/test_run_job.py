@@ -22,7 +22,7 @@ from store.models import AuditEvent, Bank, BankStatus, Clip, Job, JobStatus
 from store.outbox import RUN_JOB_TASK
 from worker.celery_app import create_celery_app
 from worker.context import WorkerContext
-from worker.generation import generate_bank
+from worker.generation import generate_job
 from worker.jobs import RequeueJob, process_job
 from worker.monitor import SHUTDOWN, JobMonitor
 
@@ -112,7 +112,7 @@ def test_job_runs_through_the_celery_task_to_a_verified_database(
         assert session.get_one(Job, job_id).deliveries == 1
 
 
-def test_rerunning_a_bank_stores_each_clip_exactly_once(
+def test_rerunning_generation_stores_each_clip_exactly_once(
     context: WorkerContext, submit: Callable[..., uuid.UUID]
 ) -> None:
     job_id = submit()
@@ -121,28 +121,57 @@ def test_rerunning_a_bank_stores_each_clip_exactly_once(
     model = context.models.get(record)
     monitor = monitor_for(context, job_id)
 
-    assert generate_bank(context.sessions, context.store, model, job_id, 0, monitor, 2) == 3
-    first = {(c.index_in_bank, c.sha256, c.id) for c in clip_rows(context, job_id)}
+    assert generate_job(context.sessions, context.store, model, job_id, monitor) == 6
+    first = {(c.bank.index, c.index_in_bank, c.sha256, c.id) for c in clip_rows(context, job_id)}
     keys = object_keys(context)
-    assert len(first) == 3 and len(keys) == 6  # NPZ + GIF per clip
-
-    assert generate_bank(context.sessions, context.store, model, job_id, 0, monitor, 2) == 0
-    assert {(c.index_in_bank, c.sha256, c.id) for c in clip_rows(context, job_id)} == first
-    assert object_keys(context) == keys
-
-    # a crash after clip 1's objects were written but before its row was committed
+    assert len(first) == 6 and len(keys) == 12  # NPZ + GIF per clip
     with context.sessions() as session:
-        lost = session.scalars(select(Clip).where(Clip.job_id == job_id, Clip.index_in_bank == 1)).one()
-        session.delete(lost)
-        session.commit()
-    assert generate_bank(context.sessions, context.store, model, job_id, 0, monitor, 2) == 1
-    again = clip_rows(context, job_id)
-    assert {(c.index_in_bank, c.sha256) for c in again} == {(i, sha) for i, sha, _ in first}
-    assert object_keys(context) == keys
-    with context.sessions() as session:
-        assert session.scalar(select(func.count()).select_from(Clip).where(Clip.job_id == job_id)) == 3
         job = session.get_one(Job, job_id)
-        assert (job.clips_done, job.banks_done) == (3, 1)
+        assert (job.clips_done, job.banks_done) == (6, 2)
+        assert [b.status for b in job.banks] == [BankStatus.done, BankStatus.done]
+
+    assert generate_job(context.sessions, context.store, model, job_id, monitor) == 0
+    assert {(c.bank.index, c.index_in_bank, c.sha256, c.id) for c in clip_rows(context, job_id)} == first
+    assert object_keys(context) == keys
+
+    # a crash after clip (1, 1)'s objects were written but before its row was committed
+    with context.sessions() as session:
+        bank = session.scalars(select(Bank).where(Bank.job_id == job_id, Bank.index == 1)).one()
+        lost = session.scalars(select(Clip).where(Clip.bank_id == bank.id, Clip.index_in_bank == 1)).one()
+        session.delete(lost)
+        bank.status = BankStatus.generating
+        session.commit()
+    assert generate_job(context.sessions, context.store, model, job_id, monitor) == 1
+    again = clip_rows(context, job_id)
+    assert {(c.bank.index, c.index_in_bank, c.sha256) for c in again} == {(b, i, h) for b, i, h, _ in first}
+    assert object_keys(context) == keys
+    with context.sessions() as session:
+        assert session.scalar(select(func.count()).select_from(Clip).where(Clip.job_id == job_id)) == 6
+        job = session.get_one(Job, job_id)
+        assert (job.clips_done, job.banks_done) == (6, 2)
+
+
+def test_clips_of_different_banks_share_a_batch(
+    context: WorkerContext, submit: Callable[..., uuid.UUID], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    job_id = submit()
+    with context.sessions() as session:
+        model = context.models.get(session.get_one(Job, job_id).model)
+    real_prepare = model.pipeline.prepare
+    batches: list[list[tuple[int | None, int]]] = []
+
+    def recorded_prepare(banks, seeds, sampler):  # type: ignore[no-untyped-def]
+        batches.append([(bank.class_index, seed) for bank, seed in zip(banks, seeds, strict=True)])
+        return real_prepare(banks, seeds, sampler)
+
+    monkeypatch.setattr(model.pipeline, "prepare", recorded_prepare)
+    assert process_job(context, job_id) == JobStatus.succeeded
+    seeds = [clip_seed(11, b, i) for b in (0, 1) for i in range(3)]
+    assert [len(b) for b in batches] == [2, 2, 2]  # worker_batch_size 2 over 6 clips of 2 banks
+    assert [seed for _, seed in batches[1]] == seeds[2:4]  # bank 0's last clip, bank 1's first
+    with context.sessions() as session:
+        classes = [b.class_index for b in session.get_one(Job, job_id).banks]
+    assert [bank for bank, _ in batches[1]] == classes
 
 
 def test_cancel_mid_sampling_keeps_only_finished_clips(
@@ -151,11 +180,11 @@ def test_cancel_mid_sampling_keeps_only_finished_clips(
     job_id = submit()
     with context.sessions() as session:
         model = context.models.get(session.get_one(Job, job_id).model)
-    real_sample = model.pipeline.sample
+    real_denoise = model.pipeline.denoise_prepared
     batches: list[int] = []
 
-    def sample_then_cancel(banks, seeds, sampler, progress=None, should_cancel=None):  # type: ignore[no-untyped-def]
-        batches.append(len(seeds))
+    def denoise_then_cancel(batch, sampler, progress=None, should_cancel=None, autocast=None):  # type: ignore[no-untyped-def]
+        batches.append(len(batch.noise))
 
         def progress_and_cancel(step: int, total: int) -> None:
             if progress is not None:
@@ -165,11 +194,11 @@ def test_cancel_mid_sampling_keeps_only_finished_clips(
                     session.get_one(Job, job_id).cancel_requested = True
                     session.commit()
 
-        return real_sample(banks, seeds, sampler, progress_and_cancel, should_cancel)
+        return real_denoise(batch, sampler, progress_and_cancel, should_cancel, autocast)
 
-    monkeypatch.setattr(model.pipeline, "sample", sample_then_cancel)
+    monkeypatch.setattr(model.pipeline, "denoise_prepared", denoise_then_cancel)
     assert process_job(context, job_id) == JobStatus.cancelled
-    assert batches == [2, 1]
+    assert batches == [2, 2]
     with context.sessions() as session:
         job = session.get_one(Job, job_id)
         assert job.status == JobStatus.cancelled and job.finished_at is not None
@@ -191,16 +220,16 @@ def test_worker_shutdown_requeues_the_job_uncounted_and_it_resumes(
     job_id = submit()
     with context.sessions() as session:
         model = context.models.get(session.get_one(Job, job_id).model)
-    real_sample = model.pipeline.sample
+    real_denoise = model.pipeline.denoise_prepared
     calls: list[int] = []
 
-    def sample_then_shut_down(banks, seeds, sampler, progress=None, should_cancel=None):  # type: ignore[no-untyped-def]
-        calls.append(len(seeds))
+    def denoise_then_shut_down(batch, *args, **kwargs):  # type: ignore[no-untyped-def]
+        calls.append(len(batch.noise))
         if len(calls) == 2:
             SHUTDOWN.set()  # Ctrl-C / SIGTERM: Celery's worker_shutting_down signal
-        return real_sample(banks, seeds, sampler, progress, should_cancel)
+        return real_denoise(batch, *args, **kwargs)
 
-    monkeypatch.setattr(model.pipeline, "sample", sample_then_shut_down)
+    monkeypatch.setattr(model.pipeline, "denoise_prepared", denoise_then_shut_down)
     try:
         with pytest.raises(RequeueJob, match="shutting down"):
             process_job(context, job_id)
@@ -209,7 +238,7 @@ def test_worker_shutdown_requeues_the_job_uncounted_and_it_resumes(
     with context.sessions() as session:
         job = session.get_one(Job, job_id)
         assert (job.status, job.deliveries, job.clips_done) == (JobStatus.generating, 0, 2)
-    monkeypatch.setattr(model.pipeline, "sample", real_sample)
+    monkeypatch.setattr(model.pipeline, "denoise_prepared", real_denoise)
     assert process_job(context, job_id) == JobStatus.succeeded
     clips = clip_rows(context, job_id)
     assert len(clips) == 6 and len({(c.bank_id, c.index_in_bank) for c in clips}) == 6
