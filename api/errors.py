@@ -1,7 +1,9 @@
-"""Every 4xx in FastAPI's shape: `{"detail": [{"loc": [...], "msg": "...", "type": "..."}]}`."""
+"""Every error in FastAPI's shape: `{"detail": [{"loc": [...], "msg": "...", "type": "..."}]}`."""
 
 from __future__ import annotations
 
+import logging
+import uuid
 from collections.abc import Sequence
 
 from fastapi import FastAPI, HTTPException, Request
@@ -9,6 +11,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
+
+logger = logging.getLogger(__name__)
 
 
 class ErrorItem(BaseModel):
@@ -53,7 +57,17 @@ async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
     return JSONResponse({"detail": detail}, status_code=exc.status_code, headers=exc.headers)
 
 
+async def _internal_error(request: Request, exc: Exception) -> JSONResponse:
+    """A bug: logged with a reference the client gets, nothing of the exception itself sent back."""
+    reference = uuid.uuid4().hex[:12]
+    logger.error("internal error %s on %s %s", reference, request.method, request.url.path, exc_info=exc)
+    msg = f"internal server error (reference {reference}; the service log has the details)"
+    return JSONResponse({"detail": [{"loc": [], "msg": msg, "type": "internal_error"}]}, status_code=500)
+
+
 def install_error_handlers(app: FastAPI) -> None:
-    """Framework errors (unparsable bodies, unknown routes, validation) in the same shape as ours."""
+    """Framework errors (unparsable bodies, unknown routes, validation) and unexpected ones in the same
+    shape as ours."""
     app.add_exception_handler(RequestValidationError, _validation_error)  # type: ignore[arg-type]
     app.add_exception_handler(StarletteHTTPException, _http_error)  # type: ignore[arg-type]
+    app.add_exception_handler(Exception, _internal_error)

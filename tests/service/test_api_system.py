@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from fastapi.testclient import TestClient
 
 from api.main import create_app
@@ -49,3 +50,23 @@ def test_openapi_declares_auth_and_typed_responses(client: TestClient) -> None:
     assert untyped == []
     errors = spec["paths"]["/v1/jobs"]["post"]["responses"]
     assert {"401", "404", "422", "409"} <= set(errors)
+
+
+def test_an_unexpected_error_is_a_json_500_with_a_reference_and_no_internals(
+    clean: None, settings: Settings, s3_store: S3ObjectStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    app = create_app(settings, object_store=s3_store, send_task=lambda t, p: None)
+
+    @app.get("/v1/boom")
+    def boom() -> None:
+        raise RuntimeError("secret connection string postgres://user:pw@db")
+
+    with TestClient(app, raise_server_exceptions=False) as client:
+        response = client.get("/v1/boom")
+    assert response.status_code == 500
+    [error] = response.json()["detail"]
+    assert error["type"] == "internal_error" and error["loc"] == []
+    assert "secret" not in response.text and "RuntimeError" not in response.text
+    reference = error["msg"].split("reference ")[1].split(";")[0]
+    assert len(reference) == 12
+    assert any(reference in r.getMessage() and r.exc_info for r in caplog.records)
