@@ -32,14 +32,10 @@ import numpy as np
 import psycopg
 from sqlalchemy.engine import make_url
 
+from cli.embedded_client import free_port, stop
+
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def wait_for_port(port: int, timeout_s: float, what: str) -> None:
@@ -50,15 +46,6 @@ def wait_for_port(port: int, timeout_s: float, what: str) -> None:
                 return
         time.sleep(0.2)
     raise TimeoutError(f"{what} did not open port {port} in {timeout_s} s")
-
-
-def stop(process: subprocess.Popen[bytes]) -> None:
-    process.terminate()
-    try:
-        process.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
 
 
 @contextmanager

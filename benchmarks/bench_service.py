@@ -24,9 +24,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -38,6 +35,7 @@ import httpx
 import numpy as np
 import torch
 
+from cli.embedded_client import FINISHED_STATUSES, EmbeddedService
 from generator.conditions import BankConditions
 from generator.fast import FastPathSettings, FastSampler
 from generator.pipeline import CtrlGenAugPipeline
@@ -45,15 +43,7 @@ from generator.sampling import SamplerSettings
 from store.jobs import clip_seed
 
 REPO = Path(__file__).resolve().parents[1]
-EMBEDDED_ONLY = ("CTRLGENAUG_DATABASE_URL", "CTRLGENAUG_BROKER_URL", "CTRLGENAUG_S3_ENDPOINT")
-FINISHED = ("succeeded", "failed", "cancelled")
 JOB_SEED = 0
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def build_tiny_model_dir(model_dir: Path) -> Path:
@@ -76,20 +66,6 @@ def build_tiny_model_dir(model_dir: Path) -> Path:
     return model_dir
 
 
-def wait_ready(client: httpx.Client, service: subprocess.Popen[bytes], timeout_s: float = 300) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if service.poll() is not None:
-            raise SystemExit(f"`ctrlgenaug up` exited with code {service.returncode} before it was ready")
-        try:
-            if client.get("/v1/ready").status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.5)
-    raise SystemExit(f"the service was not ready after {timeout_s} s")
-
-
 def run_job(client: httpx.Client, body: dict[str, Any], timeout_s: float) -> tuple[dict[str, Any], float]:
     """Submit and poll every 0.1 s until finished: (the job, client wall seconds)."""
     start = time.perf_counter()
@@ -98,7 +74,7 @@ def run_job(client: httpx.Client, body: dict[str, Any], timeout_s: float) -> tup
     job_id = response.json()["id"]
     while time.perf_counter() - start < timeout_s:
         job = client.get(f"/v1/jobs/{job_id}").json()
-        if job["status"] in FINISHED:
+        if job["status"] in FINISHED_STATUSES:
             return job, time.perf_counter() - start
         time.sleep(0.1)
     raise SystemExit(f"job {job_id} did not finish in {timeout_s} s")
@@ -245,16 +221,6 @@ async def latency(url: str, key: str, model: str, clients: int, submits: int, po
     return summary
 
 
-def stop(service: subprocess.Popen[bytes]) -> None:
-    if service.poll() is None:
-        service.send_signal(signal.SIGINT)
-        try:
-            service.wait(120)
-        except subprocess.TimeoutExpired:
-            service.kill()
-            service.wait()
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", type=Path, help="model directory (default: a tiny one built here)")
@@ -283,45 +249,26 @@ def main() -> None:
                 model_dir, args.device, classes, args.samples, settings, args.batch_size
             )
         ]
-        env = {k: v for k, v in os.environ.items() if k not in EMBEDDED_ONLY}
-        env.update(
-            {
-                "CTRLGENAUG_DATA_DIR": str(root / "data"),
-                "CTRLGENAUG_ENVIRONMENT": "development",
-                "CTRLGENAUG_WORKER_BATCH_SIZE": str(args.batch_size),
-                "CTRLGENAUG_WORKER_DEVICE": args.device,
-            }
-        )
-        port = free_port()
-        url = f"http://127.0.0.1:{port}"
-        command = [sys.executable, "-m", "cli.main", "up", "--port", str(port), "--model", str(model_dir)]
-        service = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.DEVNULL)
-        try:
-            with httpx.Client(base_url=url, timeout=60) as client:
-                wait_ready(client, service)
-                created = subprocess.run(
-                    [sys.executable, "-m", "cli.main", "keys", "create", "--project", "bench"],
-                    cwd=REPO,
-                    env=env,
-                    capture_output=True,
-                    text=True,
-                    check=True,
-                )
-                key = created.stdout.strip().splitlines()[-1]
-                client.headers["Authorization"] = f"Bearer {key}"
-                model = client.get("/v1/models").json()[0]
-                name = f"{model['name']}:{model['version']}"
-                sampler = {"name": args.sampler, "steps": args.steps, "guidance_scale": 7.5}
-                warm = {"model": name, "banks": [{"samples": 1}], "sampler": sampler}
-                run_job(client, {**warm, "sampler": {**sampler, "steps": 2}}, args.job_timeout_s)
-                banks = [{"class_label": c, "samples": args.samples} for c in model["class_names"]]
-                body = {"model": name, "banks": banks, "sampler": sampler, "seed": JOB_SEED}
-                job, job_seconds = run_job(client, body, args.job_timeout_s)
-                if job["status"] != "succeeded":
-                    raise SystemExit(f"the timed job ended {job['status']}: {job['error']}")
-                load = asyncio.run(latency(url, key, name, args.clients, args.submits, args.polls))
-        finally:
-            stop(service)
+        worker_env = {
+            "CTRLGENAUG_WORKER_BATCH_SIZE": str(args.batch_size),
+            "CTRLGENAUG_WORKER_DEVICE": args.device,
+        }
+        service = EmbeddedService(root / "data", model_dir, worker_env, stdout=subprocess.DEVNULL)
+        url = service.url
+        with service, httpx.Client(base_url=url, timeout=60) as client:
+            key = service.create_key("bench")
+            client.headers["Authorization"] = f"Bearer {key}"
+            model = client.get("/v1/models").json()[0]
+            name = f"{model['name']}:{model['version']}"
+            sampler = {"name": args.sampler, "steps": args.steps, "guidance_scale": 7.5}
+            warm = {"model": name, "banks": [{"samples": 1}], "sampler": sampler}
+            run_job(client, {**warm, "sampler": {**sampler, "steps": 2}}, args.job_timeout_s)
+            banks = [{"class_label": c, "samples": args.samples} for c in model["class_names"]]
+            body = {"model": name, "banks": banks, "sampler": sampler, "seed": JOB_SEED}
+            job, job_seconds = run_job(client, body, args.job_timeout_s)
+            if job["status"] != "succeeded":
+                raise SystemExit(f"the timed job ended {job['status']}: {job['error']}")
+            load = asyncio.run(latency(url, key, name, args.clients, args.submits, args.polls))
         bare_runs.append(
             bare_sampling_in_fresh_process(
                 model_dir, args.device, classes, args.samples, settings, args.batch_size

@@ -12,11 +12,7 @@ a CPU. Eight clips per bank give the job-level K-means band (K = 4) enough clips
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
-import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -25,6 +21,8 @@ from typing import Any
 
 import httpx
 
+from cli.embedded_client import FINISHED_STATUSES, EmbeddedService
+
 REPO = Path(__file__).resolve().parents[1]
 DEMO_MODEL = REPO / "models" / "demo"
 SAMPLES_PER_BANK = 8
@@ -32,34 +30,6 @@ DEMO_SAMPLER = {"name": "dpmsolver++", "steps": 25, "guidance_scale": 7.5}
 DEMO_SEED = 2024
 READY_TIMEOUT_S = 300
 JOB_TIMEOUT_S = 3 * 3600
-FINISHED = ("succeeded", "failed", "cancelled")
-EMBEDDED_ONLY = ("CTRLGENAUG_DATABASE_URL", "CTRLGENAUG_BROKER_URL", "CTRLGENAUG_S3_ENDPOINT")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def ctrlgenaug(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "cli.main", *args], cwd=REPO, env=env, capture_output=True, text=True
-    )
-
-
-def wait_ready(client: httpx.Client, service: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + READY_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if service.poll() is not None:
-            raise SystemExit(f"`ctrlgenaug up` exited with code {service.returncode} before it was ready")
-        try:
-            if client.get("/v1/ready").status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(1)
-    raise SystemExit(f"the service was not ready after {READY_TIMEOUT_S} s")
 
 
 def demo_job(model: dict[str, Any], samples: int, steps: int) -> dict[str, Any]:
@@ -84,78 +54,53 @@ def follow(client: httpx.Client, job_id: str) -> dict[str, Any]:
         if line != last:
             print(f"  {line}", flush=True)
             last = line
-        if job["status"] in FINISHED:
+        if job["status"] in FINISHED_STATUSES:
             return job
         time.sleep(2)
     raise SystemExit(f"job {job_id} did not finish in {JOB_TIMEOUT_S} s")
 
 
-def stop(service: subprocess.Popen[bytes]) -> None:
-    if service.poll() is None:
-        service.send_signal(signal.SIGINT)
-        try:
-            service.wait(120)
-        except subprocess.TimeoutExpired:
-            service.kill()
-            service.wait()
-
-
 def run(model_dir: Path, data_dir: Path, out_dir: Path, samples: int, steps: int) -> int:
-    env = {k: v for k, v in os.environ.items() if k not in EMBEDDED_ONLY}
-    env.update({"CTRLGENAUG_DATA_DIR": str(data_dir), "CTRLGENAUG_ENVIRONMENT": "development"})
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    print(f"==> starting `ctrlgenaug up --port {port}` (data in {data_dir})", flush=True)
-    service = subprocess.Popen(
-        [sys.executable, "-m", "cli.main", "up", "--port", str(port), "--model", str(model_dir)],
-        cwd=REPO,
-        env=env,
-    )
-    try:
-        with httpx.Client(base_url=url, timeout=60) as client:
-            wait_ready(client, service)
-            created = ctrlgenaug(env, "keys", "create", "--project", "demo")
-            if created.returncode != 0:
-                raise SystemExit(f"keys create failed:\n{created.stderr}")
-            key = created.stdout.strip().splitlines()[-1]
-            client.headers["Authorization"] = f"Bearer {key}"
-            model = client.get("/v1/models").json()[0]
-            body = demo_job(model, samples, steps)
-            print(
-                f"==> submitting: {len(body['banks'])} banks ({', '.join(model['class_names'])}) × "
-                f"{samples} clips, {DEMO_SAMPLER['name']} {steps} steps, "
-                f"model {model['name']} {model['version']}",
-                flush=True,
-            )
-            submitted = client.post("/v1/jobs", json=body)
-            submitted.raise_for_status()
-            started = time.monotonic()
-            job = follow(client, submitted.json()["id"])
-            print(f"==> job {job['id']} {job['status']} in {time.monotonic() - started:.0f} s", flush=True)
-            if job["status"] != "succeeded":
-                print(f"error: {job['error']}", file=sys.stderr)
-                return 1
-            results = job["results"]
-            kept, dropped = results["clips_kept"], results["dropped_counts"]
-            print(f"    kept {kept}, dropped {dropped}, consistency band {results['band']}")
-            out_dir.mkdir(parents=True, exist_ok=True)
-            database = out_dir / f"ctrlgenaug-demo-{job['id']}.zip"
-            with client.stream("GET", f"/v1/jobs/{job['id']}/database") as response:
-                response.raise_for_status()
-                with database.open("wb") as out:
-                    for chunk in response.iter_bytes():
-                        out.write(chunk)
-            print(f"==> ctrlgenaug verify {database} --api {url}", flush=True)
-            verified = ctrlgenaug(env, "verify", str(database), "--api", url, "--key", key)
-            print(verified.stdout.strip() or verified.stderr.strip())
-            if verified.returncode != 0:
-                print(verified.stderr, file=sys.stderr)
-                return 1
-            print(f"==> the filtered database is at {database}")
-            return 0
-    finally:
-        print("==> stopping the service", flush=True)
-        stop(service)
+    service = EmbeddedService(data_dir, model_dir, ready_timeout_s=READY_TIMEOUT_S)
+    print(f"==> starting `ctrlgenaug up --port {service.port}` (data in {data_dir})", flush=True)
+    url = service.url
+    with service, httpx.Client(base_url=url, timeout=60) as client:
+        key = service.create_key("demo")
+        client.headers["Authorization"] = f"Bearer {key}"
+        model = client.get("/v1/models").json()[0]
+        body = demo_job(model, samples, steps)
+        print(
+            f"==> submitting: {len(body['banks'])} banks ({', '.join(model['class_names'])}) × "
+            f"{samples} clips, {DEMO_SAMPLER['name']} {steps} steps, "
+            f"model {model['name']} {model['version']}",
+            flush=True,
+        )
+        submitted = client.post("/v1/jobs", json=body)
+        submitted.raise_for_status()
+        started = time.monotonic()
+        job = follow(client, submitted.json()["id"])
+        print(f"==> job {job['id']} {job['status']} in {time.monotonic() - started:.0f} s", flush=True)
+        if job["status"] != "succeeded":
+            print(f"error: {job['error']}", file=sys.stderr)
+            return 1
+        results = job["results"]
+        kept, dropped = results["clips_kept"], results["dropped_counts"]
+        print(f"    kept {kept}, dropped {dropped}, consistency band {results['band']}")
+        out_dir.mkdir(parents=True, exist_ok=True)
+        database = out_dir / f"ctrlgenaug-demo-{job['id']}.zip"
+        with client.stream("GET", f"/v1/jobs/{job['id']}/database") as response:
+            response.raise_for_status()
+            with database.open("wb") as out:
+                for chunk in response.iter_bytes():
+                    out.write(chunk)
+        print(f"==> ctrlgenaug verify {database} --api {url}", flush=True)
+        verified = service.ctrlgenaug("verify", str(database), "--api", url, "--key", key)
+        print(verified.stdout.strip() or verified.stderr.strip())
+        if verified.returncode != 0:
+            print(verified.stderr, file=sys.stderr)
+            return 1
+        print(f"==> the filtered database is at {database}")
+        return 0
 
 
 def main() -> int:
