@@ -27,15 +27,18 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def stop(process: subprocess.Popen[bytes]) -> None:
-    """Ctrl-C (the service stops its worker), then kill if it has not exited in `STOP_TIMEOUT_S`."""
+def stop(
+    process: subprocess.Popen[bytes], sig: int = signal.SIGINT, timeout_s: float = STOP_TIMEOUT_S
+) -> int:
+    """Send `sig` (default Ctrl-C: the service stops its worker), kill if the process has not exited in
+    `timeout_s`; returns its exit code."""
     if process.poll() is None:
-        process.send_signal(signal.SIGINT)
+        process.send_signal(sig)
         try:
-            process.wait(STOP_TIMEOUT_S)
+            return process.wait(timeout_s)
         except subprocess.TimeoutExpired:
             process.kill()
-            process.wait()
+    return process.wait()
 
 
 class EmbeddedService:

@@ -106,16 +106,6 @@ def _ensure_model(model: Path | None) -> str:
         engine.dispose()
 
 
-def _stop(process: subprocess.Popen[bytes]) -> int:
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            return process.wait(WORKER_STOP_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            process.kill()
-    return process.wait()
-
-
 def up(
     port: Annotated[int, typer.Option(help="TCP port of the API")] = 8000,
     host: Annotated[str, typer.Option(help="interface to bind")] = "127.0.0.1",
@@ -127,6 +117,7 @@ def up(
 ) -> None:
     import uvicorn
 
+    from cli.embedded_client import stop
     from migrations import upgrade
     from store.settings import get_settings
 
@@ -155,7 +146,7 @@ def up(
         uvicorn.run("api.main:app_from_environment", factory=True, host=host, port=port)
     finally:
         stopping.set()
-        code = _stop(worker)
+        code = stop(worker, signal.SIGTERM, WORKER_STOP_TIMEOUT_S)
         typer.echo(f"worker stopped (code {code})", err=True)
     if worker_died.is_set():
         raise typer.Exit(1)

@@ -6,7 +6,6 @@ from __future__ import annotations
 import uuid
 from pathlib import Path
 
-import pytest
 import service_files as files
 from fastapi.testclient import TestClient
 from sqlalchemy import select
@@ -15,17 +14,7 @@ from typer.testing import CliRunner
 from api.main import create_app
 from cli.main import app as cli_app
 from store.models import Asset, OutboxMessage
-from store.settings import Settings, get_settings
-
-
-@pytest.fixture
-def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    for name in ("DATABASE_URL", "BROKER_URL", "S3_ENDPOINT", "ENVIRONMENT", "SECRET_KEY"):
-        monkeypatch.delenv(f"CTRLGENAUG_{name}", raising=False)
-    monkeypatch.setenv("CTRLGENAUG_DATA_DIR", str(tmp_path / "data"))
-    get_settings.cache_clear()
-    yield tmp_path / "data"
-    get_settings.cache_clear()
+from store.settings import Settings
 
 
 def run(*args: str) -> str:
@@ -34,19 +23,19 @@ def run(*args: str) -> str:
     return result.stdout
 
 
-def test_cli_then_app_on_the_same_data_dir(data_dir: Path, tiny_model_dir: Path) -> None:
+def test_cli_then_app_on_the_same_data_dir(embedded_data_dir: Path, tiny_model_dir: Path) -> None:
     run("db", "upgrade")
     key = run("keys", "create", "--project", "newcomer").strip().splitlines()[-1]
     assert key.startswith("cga_")
     registered = run("models", "register", str(tiny_model_dir))
     assert registered.startswith("tiny-ctrlgenaug 0.0.0+seed0 sha256:")
     assert run("models", "register", str(tiny_model_dir)) == registered
-    build = data_dir.parent / "build"
+    build = embedded_data_dir.parent / "build"
     files.data_build_zip(build)
     registered_dataset = run("datasets", "register", str(build / "manifest.jsonl"), "--project", "newcomer")
     assert registered_dataset.strip() == "dataset build: 3 training clips, classes ['class_0', 'class_1']"
 
-    app = create_app(Settings(data_dir=data_dir))
+    app = create_app(Settings(data_dir=embedded_data_dir))
     headers = {"Authorization": f"Bearer {key}"}
     with TestClient(app) as client:
         models = client.get("/v1/models").json()
@@ -64,7 +53,7 @@ def test_cli_then_app_on_the_same_data_dir(data_dir: Path, tiny_model_dir: Path)
         asset = client.post(
             "/v1/assets", headers=headers, files={"file": ("p.png", data)}, data={"kind": "image_prior"}
         ).json()
-        assert (data_dir / "objects" / "projects").is_dir()
+        assert (embedded_data_dir / "objects" / "projects").is_dir()
         job = client.post(
             "/v1/jobs",
             headers=headers,

@@ -35,11 +35,12 @@ from store.db import build_engine, build_sessionmaker
 from store.keys import create_api_key
 from store.models import Base
 from store.objects import S3ObjectStore
-from store.settings import Settings
+from store.settings import Settings, get_settings
 
 __all__ = [
     "admin_url",
     "clean",
+    "embedded_data_dir",
     "database_url",
     "engine",
     "fresh_database",
@@ -237,3 +238,15 @@ def tiny_model(clean: None, sessions: sessionmaker[Session], tiny_model_dir: Pat
         record = register_model(session, tiny_model_dir)
         session.commit()
         return record.name
+
+
+@pytest.fixture
+def embedded_data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """The environment of the embedded default (no external servers, no secret): CTRLGENAUG_DATA_DIR set
+    to a fresh folder, the cached settings reloaded around the test."""
+    for name in ("DATABASE_URL", "BROKER_URL", "S3_ENDPOINT", "ENVIRONMENT", "SECRET_KEY"):
+        monkeypatch.delenv(f"CTRLGENAUG_{name}", raising=False)
+    monkeypatch.setenv("CTRLGENAUG_DATA_DIR", str(tmp_path / "data"))
+    get_settings.cache_clear()
+    yield tmp_path / "data"
+    get_settings.cache_clear()

@@ -14,30 +14,19 @@ from typer.testing import CliRunner
 import cli.worker
 from cli.main import app as cli_app
 from store.export import verify_database_zip
-from store.settings import get_settings
 
 REPO = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture
-def embedded_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    for name in ("DATABASE_URL", "BROKER_URL", "S3_ENDPOINT", "ENVIRONMENT", "SECRET_KEY"):
-        monkeypatch.delenv(f"CTRLGENAUG_{name}", raising=False)
-    monkeypatch.setenv("CTRLGENAUG_DATA_DIR", str(tmp_path / "data"))
-    get_settings.cache_clear()
-    yield tmp_path / "data"
-    get_settings.cache_clear()
-
-
 def test_up_without_any_model_says_how_to_build_the_demo_model(
-    embedded_env: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    embedded_data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(cli.worker, "DEMO_MODEL_DIR", tmp_path / "models" / "demo")
     result = CliRunner().invoke(cli_app, ["up", "--port", "1"])
     assert result.exit_code == 2
     assert "no model is registered and the demo model" in result.output
     assert "make train-demo" in result.output and "--model" in result.output
-    assert (embedded_env / "ctrlgenaug.db").is_file()  # `db upgrade` ran first
+    assert (embedded_data_dir / "ctrlgenaug.db").is_file()  # `db upgrade` ran first
 
 
 def test_demo_script_runs_the_embedded_service_end_to_end(worker_model_dir: Path, tmp_path: Path) -> None:
