@@ -13,8 +13,9 @@ Rows:
 - "extrapolated": `steps x` the steady-state seconds per denoising step (timed over a few steps after
   warm-up) plus the measured per-batch overhead (conditions, first step, decode), divided by the batch.
   The UNet dominates every solver's step, so one step time serves DDIM, DPM-Solver++ and UniPC.
-TFLOP/s counts the UNet only: FLOPs of one guided UNet call per clip (torch.utils.flop_counter, attention
-through the math SDPA kernel so that it is counted), times clips and steps, over the wall time.
+TFLOP/s counts the UNet only: FLOPs of one guided UNet call per clip with its conditions prepared
+(torch.utils.flop_counter, attention through the math SDPA kernel so that it is counted), times clips and
+steps, over the wall time; preparing the conditions (once per batch) is reported apart.
 
     .venv/bin/python benchmarks/bench_sampler.py --device cuda --out results/sampler.json
     OMP_NUM_THREADS=2 .venv/bin/python benchmarks/bench_sampler.py --device cpu --quick
@@ -27,7 +28,8 @@ import json
 import platform
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -40,7 +42,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from generator.conditions import BankConditions
 from generator.config import ImageUNetConfig, SequenceUNetConfig
-from generator.fast import FastPathSettings, FastSampler, compile_unet
+from generator.fast import COMPILE_MODES, FastPathSettings, FastSampler
 from generator.image_encoder import ImageEncoderConfig, ImagePriorEncoder, ImagePriorProjector
 from generator.image_unet import ImageUNet
 from generator.model_info import ModelInfo
@@ -54,7 +56,8 @@ PAPER_SECONDS_PER_SEQUENCE = 68.8  # Table 9: 4-level UNet, DDIM 200 steps, one 
 SAMPLERS = (("ddim", 200), ("ddim", 100), ("dpmsolver++", 25), ("dpmsolver++", 20), ("dpmsolver++", 10))
 # Precisions: fp32; bf16 = fp32 weights under bf16 autocast; bf16w = weights cast to bf16, bf16 autocast.
 AUTOCAST = {"fp32": None, "bf16": torch.bfloat16, "bf16w": torch.bfloat16}
-# Time set aside for compiling the UNet and timing it (it runs before the timed full runs).
+# Time set aside for compiling the UNet in one mode and timing it (compiled modes run right after the eager
+# bf16 profile at the headline batch, before everything else).
 COMPILE_ALLOWANCE_S = 180
 
 
@@ -67,13 +70,13 @@ class Plan:
     warmup_steps: int
     headline: tuple[tuple[str, str, int], ...]  # (precision, sampler, steps), timed full runs
     headline_batch_cap: int
-    compile: bool
+    compile_modes: tuple[str, ...]
 
 
-def plan_for(device: str, quick: bool, compile_unet: bool) -> Plan:
+def plan_for(device: str, quick: bool, compile_modes: tuple[str, ...] = ()) -> Plan:
     if device == "cuda":
         if quick:
-            return Plan(device, (1, 8), ("fp32", "bf16"), 5, 2, (("bf16", "dpmsolver++", 25),), 8, False)
+            return Plan(device, (1, 8), ("fp32", "bf16"), 5, 2, (("bf16", "dpmsolver++", 25),), 8, ())
         # most informative first: the time budget drops the tail
         headline: tuple[tuple[str, str, int], ...] = (
             ("bf16", "dpmsolver++", 25),
@@ -83,11 +86,11 @@ def plan_for(device: str, quick: bool, compile_unet: bool) -> Plan:
             ("fp32", "dpmsolver++", 25),
             ("bf16", "ddim", 100),
         )
-        return Plan(device, (1, 8, 16, 32), ("fp32", "bf16", "bf16w"), 8, 3, headline, 32, compile_unet)
+        return Plan(device, (1, 8, 16, 32), ("fp32", "bf16", "bf16w"), 8, 3, headline, 32, compile_modes)
     if quick:
-        return Plan(device, (1, 2), ("fp32", "bf16"), 3, 1, (("fp32", "dpmsolver++", 20),), 2, False)
+        return Plan(device, (1, 2), ("fp32", "bf16"), 3, 1, (("fp32", "dpmsolver++", 20),), 2, ())
     headline = (("fp32", "ddim", 200), ("fp32", "dpmsolver++", 25), ("bf16", "dpmsolver++", 25))
-    return Plan(device, (1, 4), ("fp32", "bf16"), 5, 2, headline, 4, compile_unet)
+    return Plan(device, (1, 4), ("fp32", "bf16"), 5, 2, headline, 4, compile_modes)
 
 
 def random_litemedsam_checkpoint(path: Path, seed: int) -> Path:
@@ -144,9 +147,18 @@ def synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+@dataclass(frozen=True)
+class UNetFlops:
+    """FLOPs for one clip: a guided denoising step (conditional + unconditional rows) with its conditions
+    prepared, and preparing them (once per batch: motion encoder, conv_in's motion term, cross-attention
+    keys/values)."""
+
+    step: int
+    prepare: int
+
+
 @torch.no_grad()
-def unet_flops_per_clip_step(pipeline: CtrlGenAugPipeline, bank: BankConditions, guidance: float) -> int:
-    """FLOPs of one guided UNet call for one clip (conditional + unconditional rows)."""
+def unet_flops_per_clip(pipeline: CtrlGenAugPipeline, bank: BankConditions, guidance: float) -> UNetFlops:
     device = pipeline.device
     cond = pipeline.conditions.encode([bank], [0])
     both = (
@@ -156,9 +168,13 @@ def unet_flops_per_clip_step(pipeline: CtrlGenAugPipeline, bank: BankConditions,
     )
     both = both.to(device, pipeline.dtype)
     sample = torch.randn(len(both), *pipeline.latent_shape, device=device)
-    with sdpa_kernel(SDPBackend.MATH), FlopCounterMode(display=False) as counter:
-        UNetDenoiser(pipeline.unet)(sample, torch.tensor(500, device=device), both)
-    return int(counter.get_total_flops())
+    denoiser = UNetDenoiser(pipeline.unet)
+    counted = []
+    for _ in range(2):  # the first call prepares the conditions, the second reuses them
+        with sdpa_kernel(SDPBackend.MATH), FlopCounterMode(display=False) as counter:
+            denoiser(sample, torch.tensor(500, device=device), both)
+        counted.append(int(counter.get_total_flops()))
+    return UNetFlops(step=counted[1], prepare=counted[0] - counted[1])
 
 
 @dataclass(frozen=True)
@@ -284,40 +300,56 @@ def run(
     pipeline.to(device)
     log(f"model built in {time.perf_counter() - started:.0f} s")
     bank = benchmark_bank(pipeline)
-    flops = unet_flops_per_clip_step(pipeline, bank, guidance=7.5)
-    log(f"UNet: {flops / 1e9:.1f} GFLOP per clip per guided step")
-
-    profiles: dict[tuple[str, int], StepProfile] = {}
-    for precision in plan.precisions:
-        if precision == "bf16w":
-            pipeline.to(device, torch.bfloat16)
-        for batch in plan.batches:
-            profile = profile_steps(pipeline, bank, batch, AUTOCAST[precision], plan)
-            profiles[(precision, batch)] = profile
-            log(
-                f"{precision} batch {batch}: {profile.step_seconds * 1e3:.1f} ms/step, "
-                f"peak {profile.peak_gib} GiB"
-            )
-    pipeline.to(device, torch.float32)
-
-    rows = []
-    for (precision, batch), profile in profiles.items():
-        for sampler, steps in SAMPLERS:
-            seconds = steps * profile.step_seconds + profile.overhead_seconds
-            how = f"extrapolated ({plan.timed_steps - plan.warmup_steps} timed steps)"
-            rows.append(row(how, sampler, steps, precision, batch, seconds, flops, gpu))
+    unet_flops = unet_flops_per_clip(pipeline, bank, guidance=7.5)
+    flops = unet_flops.step
+    log(
+        f"UNet: {flops / 1e9:.1f} GFLOP per clip per guided step, "
+        f"{unet_flops.prepare / 1e9:.1f} GFLOP per clip to prepare its conditions (once per batch)"
+    )
 
     auto_batch = FastSampler(
         pipeline, FastPathSettings(max_clips_per_batch=plan.headline_batch_cap)
     ).batch_size(bank, SamplerSettings())
     log(f"memory-chosen batch (cap {plan.headline_batch_cap}): {auto_batch}")
+
+    def profile(precision: str, batch: int) -> StepProfile:
+        if precision == "bf16w":
+            pipeline.to(device, torch.bfloat16)
+        try:
+            measured = profile_steps(pipeline, bank, batch, AUTOCAST[precision], plan)
+        finally:
+            pipeline.to(device, torch.float32)
+        log(
+            f"{precision} batch {batch}: {measured.step_seconds * 1e3:.1f} ms/step, "
+            f"peak {measured.peak_gib} GiB"
+        )
+        return measured
+
+    # The eager bf16 step at the largest batch first, then the compiled modes against it, then the rest:
+    # a run cut short by its budget still answers "what does compiling buy".
+    profiles = {("bf16", max(plan.batches)): profile("bf16", max(plan.batches))}
     skipped = []
-    compiled: dict[str, Any] | None = None
-    if plan.compile and budget.allows(COMPILE_ALLOWANCE_S):
-        compiled = compiled_profile(pipeline, bank, auto_batch, plan, flops, gpu, log)
-        rows += compiled.pop("rows")
-    elif plan.compile:
-        skipped.append("compiled UNet (time budget)")
+    compiled: dict[str, Any] = {}
+    compiled_rows: list[dict[str, Any]] = []
+    for mode in plan.compile_modes:
+        if not budget.allows(COMPILE_ALLOWANCE_S):
+            skipped.append(f"compiled UNet, mode {mode} (time budget)")
+            continue
+        compiled[mode] = compiled_profile(pipeline, bank, auto_batch, plan, flops, gpu, log, mode)
+        compiled_rows += compiled[mode].pop("rows")
+    for precision in plan.precisions:
+        for batch in plan.batches:
+            if (precision, batch) not in profiles:
+                profiles[(precision, batch)] = profile(precision, batch)
+
+    rows = []
+    for (precision, batch), measured in profiles.items():
+        for sampler, steps in SAMPLERS:
+            seconds = steps * measured.step_seconds + measured.overhead_seconds
+            how = f"extrapolated ({plan.timed_steps - plan.warmup_steps} timed steps)"
+            rows.append(row(how, sampler, steps, precision, batch, seconds, flops, gpu))
+    rows += compiled_rows
+
     for precision, sampler, steps in plan.headline:
         known = profiles.get((precision, max(plan.batches)))
         estimate = 1.2 * (steps * known.step_seconds * auto_batch / max(plan.batches)) if known else 0.0
@@ -345,14 +377,27 @@ def run(
             "guidance_scale": 7.5,
         },
         "unet_flops_per_clip_step": flops,
+        "prepare_flops_per_clip": unet_flops.prepare,
         "memory_chosen_batch": auto_batch,
         "paper_seconds_per_sequence": PAPER_SECONDS_PER_SEQUENCE,
         "rows": rows,
-        "compile": compiled,
+        "compile": compiled or None,
         "skipped": skipped,
         "reference_seconds_per_sequence": reference,
         "total_seconds": time.perf_counter() - started,
     }
+
+
+@contextmanager
+def compiled_unet(pipeline: CtrlGenAugPipeline, mode: str) -> Iterator[None]:
+    """The sequence UNet's 2D backbone swapped for `torch.compile(backbone, mode=mode)` inside the block (the
+    worker compiles in place with `generator.fast.compile_unet`; same graphs, but this one can be undone)."""
+    backbone = pipeline.unet.unet
+    pipeline.unet.unet = torch.compile(backbone, mode=mode)
+    try:
+        yield
+    finally:
+        pipeline.unet.unet = backbone
 
 
 def compiled_profile(
@@ -363,20 +408,23 @@ def compiled_profile(
     flops: int,
     gpu: bool,
     log: Callable[[str], None],
+    mode: str,
 ) -> dict[str, Any]:
-    """Step time with the UNet compiled (`torch.compile`, default mode) in bf16; compile time reported."""
-    compile_unet(pipeline)
-    start = time.perf_counter()
-    try:
+    """Step time with the UNet compiled in `mode` (bf16); the first run's time includes compiling."""
+    with compiled_unet(pipeline, mode):
+        start = time.perf_counter()
+        try:
+            profile_steps(pipeline, bank, batch, torch.bfloat16, plan)
+        except Exception as error:  # a failed compile is a result to report, not a reason to lose the table
+            log(f"compiled ({mode}) failed: {error!r}")
+            return {"error": repr(error), "rows": []}
+        first_run = time.perf_counter() - start
         profile = profile_steps(pipeline, bank, batch, torch.bfloat16, plan)
-    except Exception as error:  # a failed compile is a result to report, not a reason to lose the table
-        return {"error": repr(error), "rows": []}
-    first_run = time.perf_counter() - start
-    profile = profile_steps(pipeline, bank, batch, torch.bfloat16, plan)
     log(
-        f"compiled bf16 batch {batch}: {profile.step_seconds * 1e3:.1f} ms/step (first run {first_run:.0f} s)"
+        f"compiled ({mode}) bf16 batch {batch}: {profile.step_seconds * 1e3:.1f} ms/step "
+        f"(first run, compiling included, {first_run:.0f} s)"
     )
-    how = f"extrapolated, compiled ({plan.timed_steps - plan.warmup_steps} timed steps)"
+    how = f"extrapolated, compiled {mode} ({plan.timed_steps - plan.warmup_steps} timed steps)"
     rows = [
         row(
             how,
@@ -399,7 +447,14 @@ def main() -> None:
         "--device", choices=["cuda", "cpu"], default="cuda" if torch.cuda.is_available() else "cpu"
     )
     parser.add_argument("--quick", action="store_true", help="a short run: fewer batch sizes, steps and rows")
-    parser.add_argument("--compile", action="store_true", help="also time the torch.compile'd UNet (bf16)")
+    parser.add_argument(
+        "--compile",
+        action="append",
+        choices=COMPILE_MODES,
+        default=[],
+        metavar="MODE",
+        help=f"also time the UNet under torch.compile in MODE (bf16; repeatable; one of {COMPILE_MODES})",
+    )
     parser.add_argument("--budget-s", type=float, default=420.0, help="skip timed runs that would end later")
     parser.add_argument(
         "--random-image-encoder",
@@ -412,7 +467,7 @@ def main() -> None:
     def log(message: str) -> None:
         print(f"[bench_sampler] {message}", flush=True)
 
-    plan = plan_for(args.device, args.quick, args.compile)
+    plan = plan_for(args.device, args.quick, tuple(args.compile))
     with tempfile.TemporaryDirectory() as scratch:
         weights = None
         if args.random_image_encoder:

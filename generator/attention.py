@@ -7,6 +7,7 @@ All processors accept the same extra keyword arguments, passed by the UNets thro
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import torch
@@ -18,11 +19,41 @@ from generator.pathways import PathwayIndex
 
 
 @dataclass(frozen=True)
+class CrossAttentionKeys:
+    """One cross-attention layer's keys and values, one row per clip, projected from the condition tokens.
+
+    The tokens do not change during sampling, so the sequence UNet projects them once per batch
+    (`DecoupledCrossAttnProcessor.project`). ``image_rows`` spans every clip whose image-prior tokens are
+    not the null (all zero): outside it the image branch is exactly zero (bias-free K/V give zero values),
+    so it is neither projected nor attended there; ``image`` holds those rows only.
+    """
+
+    text: tuple[torch.Tensor, torch.Tensor] | None
+    image: tuple[torch.Tensor, torch.Tensor] | None
+    image_rows: slice
+
+
+def rows_with_image_prior(tokens: torch.Tensor) -> slice:
+    """The smallest slice of rows of ``tokens`` (B, N, D) that holds every row that is not all zero.
+
+    Under guidance the unconditional half carries the null image prior, so its image branch is skipped.
+    Reads one flag per row back from the device: call it once per batch, not per denoising step.
+    """
+    given = tokens.flatten(1).any(dim=1).nonzero().flatten().tolist()
+    return slice(given[0], given[-1] + 1) if given else slice(0, 0)
+
+
+@dataclass(frozen=True)
 class FrameContext:
-    """What frame-aware processors need about the clip: frames folded into the batch as (b f)."""
+    """What frame-aware processors need about the clip: frames folded into the batch as (b f).
+
+    ``cross_keys`` maps each cross-attention layer (`DecoupledCrossAttnProcessor.layer`) to its
+    keys/values, projected once per batch; without it the processors project the tokens they are given.
+    """
 
     num_frames: int
     pathways: PathwayIndex | None
+    cross_keys: Mapping[str, CrossAttentionKeys] | None = None
 
 
 def _heads(attn: Attention, x: torch.Tensor) -> torch.Tensor:
@@ -92,15 +123,41 @@ class DecoupledCrossAttnProcessor(nn.Module):
     the two attention outputs are summed before ``to_out``. A missing branch contributes zero.
     With ``image_branch=False`` the layer is text-only and refuses image tokens.
     In the sequence UNet (``frame_context`` given) every frame carries its clip's tokens: the attention
-    runs once per clip over all its frames' queries (`per_clip`), projecting the tokens once, not per frame.
+    runs once per clip over all its frames' queries (`per_clip`), with keys/values projected once per clip
+    (and, when ``frame_context.cross_keys`` holds this ``layer``, once per batch of denoising steps).
     """
 
-    def __init__(self, hidden_size: int, cross_attention_dim: int, image_branch: bool = True) -> None:
+    def __init__(
+        self, hidden_size: int, cross_attention_dim: int, image_branch: bool = True, layer: str = ""
+    ) -> None:
         super().__init__()
         self.image_branch = image_branch
+        self.layer = layer
         if image_branch:
             self.to_k_img = nn.Linear(cross_attention_dim, hidden_size, bias=False)
             self.to_v_img = nn.Linear(cross_attention_dim, hidden_size, bias=False)
+
+    def project(
+        self,
+        attn: Attention,
+        text_tokens: torch.Tensor | None,
+        image_prior_tokens: torch.Tensor | None,
+        image_rows: slice = slice(None),
+    ) -> CrossAttentionKeys:
+        """Keys/values of per-clip tokens `(B, N, D)`; the image branch for ``image_rows`` only."""
+        text = None
+        if text_tokens is not None:
+            if attn.norm_cross:
+                text_tokens = attn.norm_encoder_hidden_states(text_tokens)
+            text = (attn.to_k(text_tokens), attn.to_v(text_tokens))
+        image = None
+        if image_prior_tokens is not None:
+            if not self.image_branch:
+                raise ValueError("image_prior_tokens given to a UNet built without the image-prior branch")
+            tokens = image_prior_tokens[image_rows].to(self.to_k_img.weight.dtype)
+            if len(tokens):
+                image = (self.to_k_img(tokens), self.to_v_img(tokens))
+        return CrossAttentionKeys(text, image, image_rows)
 
     def __call__(
         self,
@@ -121,24 +178,25 @@ class DecoupledCrossAttnProcessor(nn.Module):
         if frame_context is not None and attention_mask is None:
             frames = frame_context.num_frames
             query = per_clip(query, frames)
-        attended = torch.zeros_like(query)
-        if encoder_hidden_states is not None:
-            text = (
-                attn.norm_encoder_hidden_states(encoder_hidden_states)
-                if attn.norm_cross
-                else encoder_hidden_states
+        if frame_context is not None and frame_context.cross_keys is not None:
+            keys = frame_context.cross_keys[self.layer]
+        else:
+            keys = self.project(
+                attn,
+                None if encoder_hidden_states is None else encoder_hidden_states[::frames],
+                None if image_prior_tokens is None else image_prior_tokens[::frames],
             )
+        attended = torch.zeros_like(query)
+        if keys.text is not None:
             mask = None
             if attention_mask is not None:
-                mask = attn.prepare_attention_mask(attention_mask, text.shape[1], text.shape[0])
-                mask = mask.view(text.shape[0], attn.heads, -1, mask.shape[-1])
-            text = text[::frames]
-            attended = attended + _attend(attn, query, attn.to_k(text), attn.to_v(text), mask)
-        if image_prior_tokens is not None:
-            if not self.image_branch:
-                raise ValueError("image_prior_tokens given to a UNet built without the image-prior branch")
-            tokens = image_prior_tokens[::frames].to(query.dtype)
-            attended = attended + _attend(attn, query, self.to_k_img(tokens), self.to_v_img(tokens))
+                length = keys.text[0].shape[1]
+                mask = attn.prepare_attention_mask(attention_mask, length, len(query))
+                mask = mask.view(len(query), attn.heads, -1, mask.shape[-1])
+            attended = attended + _attend(attn, query, *keys.text, mask)
+        if keys.image is not None:
+            rows = keys.image_rows
+            attended[rows] = attended[rows] + _attend(attn, query[rows], *keys.image)
         return _output(attn, per_frame(attended, frames))
 
 

@@ -32,13 +32,13 @@ def set_processor(attn: Attention, processor: object) -> None:
 
 
 def install_cross_attention(unet: UNet2DConditionModel, image_branch: bool) -> None:
-    """Give every spatial cross-attention (attn2) a decoupled processor (Eq. 2)."""
-    for _, block in spatial_transformer_blocks(unet):
+    """Give every spatial cross-attention (attn2) a decoupled processor (Eq. 2), named after its block."""
+    for name, block in spatial_transformer_blocks(unet):
         check_plain_attention(block.attn2)
         set_processor(
             block.attn2,
             DecoupledCrossAttnProcessor(
-                block.attn2.to_k.out_features, block.attn2.to_k.in_features, image_branch
+                block.attn2.to_k.out_features, block.attn2.to_k.in_features, image_branch, layer=name
             ),
         )
 

@@ -46,7 +46,12 @@ class MotionConcatConvIn(nn.Conv2d):
     """The UNet's ``conv_in`` over [latents || motion features]: the original weights see the latent
     channels, ``motion_weight`` (zero at start) the motion channels. Equal to one conv with
     ``in_channels + motion_channels`` inputs whose new input weights are zero-initialised, but keeps the
-    pretrained weights a separate, frozen parameter."""
+    pretrained weights a separate, frozen parameter.
+
+    The motion features do not change during sampling, so their share of the conv (`motion_term`) is
+    computed once per batch: the layer takes [latents || motion term] (``out_channels`` term channels) and
+    adds the term to the conv of the latents.
+    """
 
     def __init__(self, conv: nn.Conv2d, motion_channels: int) -> None:
         if conv.padding_mode != "zeros" or conv.groups != 1:
@@ -61,12 +66,13 @@ class MotionConcatConvIn(nn.Conv2d):
         self.load_state_dict(conv.state_dict())
         self.motion_weight = nn.Parameter(torch.zeros(conv.out_channels, motion_channels, *conv.kernel_size))
 
+    def motion_term(self, features: torch.Tensor) -> torch.Tensor:
+        """The motion features' share of the conv, ``(N, out_channels, h, w)``."""
+        return F.conv2d(features, self.motion_weight, None, self.stride, self.padding, self.dilation)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
-        expected = self.in_channels + self.motion_weight.shape[1]
+        expected = self.in_channels + self.out_channels
         if x.shape[1] != expected:
-            raise ValueError(
-                f"conv_in expects {expected} channels (latents + motion features), got {x.shape[1]}"
-            )
-        latents, motion = x[:, : self.in_channels], x[:, self.in_channels :]
-        motion_term = F.conv2d(motion, self.motion_weight, None, self.stride, self.padding, self.dilation)
+            raise ValueError(f"conv_in expects {expected} channels (latents + motion term), got {x.shape[1]}")
+        latents, motion_term = x[:, : self.in_channels], x[:, self.in_channels :]
         return super().forward(latents) + motion_term

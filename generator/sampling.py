@@ -12,6 +12,7 @@ from diffusers.schedulers.scheduling_utils import SchedulerMixin
 
 from generator.conditions import CONDITION_NAMES, ConditionInputs
 from generator.pathways import stack_pathways
+from generator.sequence_unet import SequenceConditions, SequenceUNet
 
 SAMPLER_NAMES = ("ddim", "dpmsolver++", "unipc")
 # steps_offset 1 (Table 1) shifts DDIM's leading timesteps by one: 1000 steps would reach t = 1000.
@@ -110,37 +111,50 @@ class UNetDenoiser:
     """`ImageUNet` (stage 1, samples `(B, 4, h, w)`) or `SequenceUNet` (stage 2, `(B, 4, F, h, w)`).
 
     Samples go in as the UNet's dtype and predictions come back in the sample's dtype (the scheduler
-    keeps float32 latents under a half-precision model). The clips' MFA pathways are stacked and moved
-    to the device once per batch of conditions, not at every step.
+    keeps float32 latents under a half-precision model). For a `SequenceUNet` the conditions are prepared
+    (`SequenceUNet.prepare_conditions`: motion encoder, MFA pathway index on the device, cross-attention
+    keys/values) once per batch of conditions, not at every step.
     """
 
     def __init__(self, unet: torch.nn.Module) -> None:
         self.unet = unet
-        self._pathways: tuple[tuple[torch.Tensor, ...], torch.Tensor] | None = None
+        self._prepared: tuple[ConditionInputs, SequenceConditions] | None = None
 
-    def _device_pathways(self, pathways: tuple[torch.Tensor, ...], device: torch.device) -> torch.Tensor:
-        if self._pathways is None or self._pathways[0] is not pathways:
-            self._pathways = (pathways, stack_pathways(pathways).to(device))
-        return self._pathways[1]
+    def _sequence_conditions(self, sample: torch.Tensor, conditions: ConditionInputs) -> SequenceConditions:
+        assert isinstance(self.unet, SequenceUNet)
+        if self._prepared is None or self._prepared[0] is not conditions:
+            batch, _, frames, h, w = sample.shape
+            pathways = conditions.pathways
+            prepared = self.unet.prepare_conditions(
+                batch,
+                frames,
+                h,
+                w,
+                sample.device,
+                text_tokens=conditions.text_tokens,
+                class_labels=conditions.class_labels,
+                image_prior_tokens=conditions.image_prior_tokens,
+                motion_field=conditions.motion_field,
+                pathways=None if pathways is None else stack_pathways(pathways).to(sample.device),
+            )
+            self._prepared = (conditions, prepared)
+        return self._prepared[1]
 
     def __call__(
         self, sample: torch.Tensor, timestep: torch.Tensor, conditions: ConditionInputs
     ) -> torch.Tensor:
-        motion: dict[str, Any] = {}
-        if conditions.motion_field is not None:
-            pathways = conditions.pathways
-            motion = {
-                "motion_field": conditions.motion_field,
-                "pathways": None if pathways is None else self._device_pathways(pathways, sample.device),
-            }
-        prediction = self.unet(
-            sample.to(next(self.unet.parameters()).dtype),
-            timestep,
-            text_tokens=conditions.text_tokens,
-            class_labels=conditions.class_labels,
-            image_prior_tokens=conditions.image_prior_tokens,
-            **motion,
-        )
+        network_sample = sample.to(next(self.unet.parameters()).dtype)
+        if isinstance(self.unet, SequenceUNet):
+            prepared = self._sequence_conditions(network_sample, conditions)
+            prediction = self.unet(network_sample, timestep, conditions=prepared)
+        else:
+            prediction = self.unet(
+                network_sample,
+                timestep,
+                text_tokens=conditions.text_tokens,
+                class_labels=conditions.class_labels,
+                image_prior_tokens=conditions.image_prior_tokens,
+            )
         return prediction.to(sample.dtype)
 
 

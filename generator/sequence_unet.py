@@ -12,11 +12,12 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Callable
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import torch
 from diffusers.configuration_utils import ConfigMixin, register_to_config
+from diffusers.models.attention_processor import Attention
 from diffusers.models.modeling_outputs import Transformer2DModelOutput
 from diffusers.models.modeling_utils import ModelMixin
 from diffusers.models.transformers.transformer_2d import Transformer2DModel
@@ -25,10 +26,12 @@ from diffusers.models.unets.unet_2d_condition import UNet2DConditionModel
 from torch import nn
 
 from generator.attention import (
+    DecoupledCrossAttnProcessor,
     FrameContext,
     SequenceSelfAttnProcessor,
     SpatialSelfAttnProcessor,
     check_plain_attention,
+    rows_with_image_prior,
 )
 from generator.config import SequenceUNetConfig, config_from_values
 from generator.image_unet import (
@@ -64,6 +67,21 @@ def sequential_attention(
     nn.init.zeros_(attention.proj_out.weight)
     nn.init.zeros_(attention.proj_out.bias)
     return attention
+
+
+@dataclass(frozen=True)
+class SequenceConditions:
+    """A batch's conditions as the inflated UNet's layers take them (`SequenceUNet.prepare_conditions`).
+
+    Everything here depends on the conditions alone, so sampling computes it once and reuses it at every
+    denoising step: per-frame class labels, conv_in's motion term (B*F, C, h, w) and the frame context
+    (MFA pathway index, cross-attention keys/values). ``shape`` is the (B, F, h, w) it was prepared for.
+    """
+
+    shape: tuple[int, int, int, int]
+    class_labels: torch.Tensor | None
+    motion_term: torch.Tensor | None
+    context: FrameContext
 
 
 class SpatioSequentialTransformer(nn.Module):
@@ -257,6 +275,7 @@ class SequenceUNet(ModelMixin, ConfigMixin):  # type: ignore[misc]
         image_prior_tokens: torch.Tensor | None = None,
         motion_field: torch.Tensor | None = None,
         pathways: torch.Tensor | list[torch.Tensor | None] | None = None,
+        conditions: SequenceConditions | None = None,
     ) -> torch.Tensor:
         """Predict noise for a batch of clips.
 
@@ -265,23 +284,37 @@ class SequenceUNet(ModelMixin, ConfigMixin):  # type: ignore[misc]
         null class; image_prior_tokens (B, N, D) from the first frame, serving every frame, None = no
         image prior; motion_field (B, F, 2, H, W) pixels with H = h * 8, None = zero motion; pathways
         from `sample_pathways` per clip, as a (B, P, F) tensor or a list of (P_i, F) tensors / None,
-        None = straight pathways (the null motion). Returns (B, 4, F, h, w).
+        None = straight pathways (the null motion). Or, instead of those five, ``conditions`` from
+        `prepare_conditions`, reused across denoising steps. Returns (B, 4, F, h, w).
         """
-        settings = self.settings
         if sample.ndim != 5:
             raise ValueError(f"sample must have shape (B, C, F, h, w), got {tuple(sample.shape)}")
         batch, channels, frames, h, w = sample.shape
-        dim = self.unet.config["cross_attention_dim"]
-        check_text_tokens(text_tokens, settings.use_text, batch, dim)
-        check_tokens("image_prior_tokens", image_prior_tokens, batch, dim)
-        labels = resolve_class_labels(self.unet, class_labels, batch, sample.device)
-        latents = sample.permute(0, 2, 1, 3, 4).reshape(batch * frames, channels, h, w)
-        if self.motion_encoder is not None:
-            latents = torch.cat(
-                [latents, self._motion_features(motion_field, batch, frames, h, w, sample)], dim=1
+        if conditions is None:
+            conditions = self.prepare_conditions(
+                batch,
+                frames,
+                h,
+                w,
+                sample.device,
+                text_tokens,
+                class_labels,
+                image_prior_tokens,
+                motion_field,
+                pathways,
             )
-        elif motion_field is not None:
-            raise ValueError("motion_field given but the model was built with use_motion=False")
+        elif any(
+            x is not None for x in (text_tokens, class_labels, image_prior_tokens, motion_field, pathways)
+        ):
+            raise ValueError("give either the conditions themselves or prepared `conditions`, not both")
+        elif conditions.shape != (batch, frames, h, w):
+            raise ValueError(
+                f"prepared conditions are for (B, F, h, w) = {conditions.shape}, "
+                f"the sample is {(batch, frames, h, w)}"
+            )
+        latents = sample.permute(0, 2, 1, 3, 4).reshape(batch * frames, channels, h, w)
+        if conditions.motion_term is not None:
+            latents = torch.cat([latents, conditions.motion_term.to(latents.dtype)], dim=1)
         timestep = torch.as_tensor(timestep, device=sample.device)
         if timestep.ndim == 1:
             if timestep.shape[0] != batch:
@@ -289,37 +322,87 @@ class SequenceUNet(ModelMixin, ConfigMixin):  # type: ignore[misc]
                     f"timestep must be a scalar or have shape ({batch},), got {tuple(timestep.shape)}"
                 )
             timestep = timestep.repeat_interleave(frames)
-        context = FrameContext(
-            num_frames=frames, pathways=self._pathway_index(pathways, batch, frames, h, w, sample.device)
-        )
-
-        def per_frame(x: torch.Tensor | None) -> torch.Tensor | None:
-            return None if x is None else x.repeat_interleave(frames, dim=0)
-
         out = self.unet(
             latents,
             timestep,
-            encoder_hidden_states=per_frame(text_tokens),
-            class_labels=per_frame(labels),
-            cross_attention_kwargs={
-                "frame_context": context,
-                "image_prior_tokens": per_frame(image_prior_tokens),
-            },
+            encoder_hidden_states=None,  # the cross-attentions take their keys from the frame context
+            class_labels=conditions.class_labels,
+            cross_attention_kwargs={"frame_context": conditions.context},
         ).sample
         return out.reshape(batch, frames, -1, h, w).permute(0, 2, 1, 3, 4)
 
+    def prepare_conditions(
+        self,
+        batch: int,
+        frames: int,
+        h: int,
+        w: int,
+        device: torch.device,
+        text_tokens: torch.Tensor | None = None,
+        class_labels: torch.Tensor | None = None,
+        image_prior_tokens: torch.Tensor | None = None,
+        motion_field: torch.Tensor | None = None,
+        pathways: torch.Tensor | list[torch.Tensor | None] | None = None,
+    ) -> SequenceConditions:
+        """Validate a batch's conditions (as `forward` takes them) and compute what of the network depends
+        on them alone: the motion encoder and conv_in's motion term, the MFA pathway index, the
+        cross-attention keys/values. Sampling calls it once per batch, not at every denoising step."""
+        settings = self.settings
+        dim = self.unet.config["cross_attention_dim"]
+        check_text_tokens(text_tokens, settings.use_text, batch, dim)
+        check_tokens("image_prior_tokens", image_prior_tokens, batch, dim)
+        labels = resolve_class_labels(self.unet, class_labels, batch, device)
+        motion_term = None
+        if self.motion_encoder is not None:
+            assert isinstance(self.unet.conv_in, MotionConcatConvIn)
+            motion_term = self.unet.conv_in.motion_term(
+                self._motion_features(motion_field, batch, frames, h, w, device)
+            )
+        elif motion_field is not None:
+            raise ValueError("motion_field given but the model was built with use_motion=False")
+        image_rows = slice(None) if image_prior_tokens is None else rows_with_image_prior(image_prior_tokens)
+        cross_keys = {
+            processor.layer: processor.project(attn, text_tokens, image_prior_tokens, image_rows)
+            for attn, processor in self._cross_attention_layers()
+        }
+        context = FrameContext(
+            num_frames=frames,
+            pathways=self._pathway_index(pathways, batch, frames, h, w, device),
+            cross_keys=cross_keys,
+        )
+        return SequenceConditions(
+            shape=(batch, frames, h, w),
+            class_labels=None if labels is None else labels.repeat_interleave(frames),
+            motion_term=motion_term,
+            context=context,
+        )
+
+    def _cross_attention_layers(self) -> list[tuple[Attention, DecoupledCrossAttnProcessor]]:
+        layers = []
+        for transformer in self.spatio_sequential_transformers():
+            for block in transformer.spatial.transformer_blocks:
+                assert isinstance(block.attn2.processor, DecoupledCrossAttnProcessor)
+                layers.append((block.attn2, block.attn2.processor))
+        return layers
+
     def _motion_features(
-        self, motion_field: torch.Tensor | None, batch: int, frames: int, h: int, w: int, sample: torch.Tensor
+        self,
+        motion_field: torch.Tensor | None,
+        batch: int,
+        frames: int,
+        h: int,
+        w: int,
+        device: torch.device,
     ) -> torch.Tensor:
         """Motion-encoder features (B*F, k, h, w); a missing field is zero motion."""
         assert self.motion_encoder is not None
         scale = self.motion_encoder.downsampling
         shape = (batch, frames, 2, h * scale, w * scale)
         if motion_field is None:
-            motion_field = sample.new_zeros(shape)
+            motion_field = torch.zeros(shape, device=device, dtype=self.dtype)
         elif tuple(motion_field.shape) != shape:
             raise ValueError(f"motion_field must have shape {shape}, got {tuple(motion_field.shape)}")
-        return self.motion_encoder(motion_field).to(sample.dtype)
+        return self.motion_encoder(motion_field)
 
     def _pathway_index(
         self,

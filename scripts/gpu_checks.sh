@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The GPU checks of the fast path, in the order they matter, each writing its output under $OUT:
 #   1. the GPU tests (bf16 vs fp32, batched/compiled == reference, memory-sized batch, no host copies);
-#   2. benchmarks/bench_sampler.py on the SD-1.x-shaped model (speed table, TFLOP/s, x paper);
+#   2. benchmarks/bench_sampler.py on the SD-1.x-shaped model (speed table, TFLOP/s, x paper): the eager bf16
+#      step at the memory-chosen batch, then torch.compile (default, then reduce-overhead = CUDA graphs)
+#      while the budget allows, then the other precisions/batches and the timed full runs;
 #   3. benchmarks/bench_quality.py on models/demo (filter yield of fast solvers vs DDIM 200).
 #
 #   scripts/gpu_checks.sh [tests] [sampler] [quality]       (default: all three)
@@ -26,7 +28,8 @@ for step in "${steps[@]}"; do
             ;;
         sampler)
             # shellcheck disable=SC2086
-            timeout 360 "$PYTHON" benchmarks/bench_sampler.py --device cuda --compile \
+            timeout 360 "$PYTHON" benchmarks/bench_sampler.py --device cuda \
+                --compile default --compile reduce-overhead \
                 --budget-s "${GPU_CHECKS_BUDGET_S:-280}" ${GPU_CHECKS_SAMPLER_ARGS:-} \
                 --out "$OUT/sampler.json" 2>&1 | grep -v Warning | tee "$OUT/sampler.txt" || status=1
             ;;

@@ -1,5 +1,5 @@
 """The fast sampling path on the CPU: batch sizing, batched == single clips, mixed precision, per-clip
-cross-attention, pathways moved once per batch."""
+cross-attention, conditions prepared once per batch."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 from diffusers.models.attention_processor import Attention
+from torch.utils.flop_counter import FlopCounterMode
 
 from generator.attention import DecoupledCrossAttnProcessor, FrameContext
 from generator.conditions import BankConditions
@@ -20,6 +21,7 @@ from generator.fast import (
     even_batches,
     measure_clip_memory,
 )
+from generator.pathways import PathwayIndex
 from generator.pipeline import CtrlGenAugPipeline, build_tiny_pipeline
 from generator.sampling import SamplerSettings, SamplingCancelled, UNetDenoiser
 
@@ -177,19 +179,114 @@ def test_bf16_autocast_keeps_float32_latents_close_to_fp32(pipeline, bank) -> No
     assert 0 < relative < 0.05
 
 
-def test_unet_denoiser_moves_pathways_to_the_device_once_per_batch(pipeline, bank) -> None:
-    cond = pipeline.conditions.encode([bank, bank], [0, 1])
+def test_conditions_are_prepared_once_per_batch_not_at_every_step(pipeline, bank, monkeypatch) -> None:
+    """The motion encoder, conv_in's motion term, the pathway index and the cross-attention keys/values
+    depend on the conditions alone: one batch of 4 guided steps computes them once, the UNet body 4 times."""
+    unet = pipeline.unet
+    attn2 = unet.spatio_sequential_transformers()[0].spatial.transformer_blocks[0].attn2
+    calls: dict[str, int] = {}
+
+    def count(name: str, module: torch.nn.Module) -> None:
+        calls[name] = 0
+        module.register_forward_hook(lambda *_: calls.__setitem__(name, calls[name] + 1))
+
+    for name, module in {
+        "motion encoder": unet.motion_encoder,
+        "text keys": attn2.to_k,
+        "image keys": attn2.processor.to_k_img,
+        "queries": attn2.to_q,
+    }.items():
+        count(name, module)
+    built = []
+    monkeypatch.setattr(PathwayIndex, "build", _recording(PathwayIndex.build, built))
+    try:
+        pipeline.sample_latents([bank, bank], [0, 1], SamplerSettings(steps=4))
+    finally:
+        for module in (unet.motion_encoder, attn2.to_k, attn2.processor.to_k_img, attn2.to_q):
+            module._forward_hooks.clear()
+    assert calls == {"motion encoder": 1, "text keys": 1, "image keys": 1, "queries": 4}
+    assert len(built) == 1
+
+
+def _recording(method, calls: list[object]):  # type: ignore[no-untyped-def]
+    def record(*args, **kwargs):  # type: ignore[no-untyped-def]
+        calls.append(args)
+        return method(*args, **kwargs)
+
+    return classmethod(lambda cls, *args, **kwargs: record(*args, **kwargs))
+
+
+def test_a_prepared_step_leaves_out_the_condition_work(pipeline, bank) -> None:
+    """A guided step with prepared conditions costs the UNet body only: the first step of a batch also
+    prepares (motion encoder, conv_in's motion term, cross-attention keys/values), later ones do not."""
+    cond = pipeline.conditions.encode([bank], [0])
+    both = cond.concat(pipeline.conditions.unconditional(cond, pipeline.info.conditions))
     denoiser = UNetDenoiser(pipeline.unet)
     sample = torch.randn(2, *pipeline.latent_shape)
     with torch.no_grad():
-        first = denoiser(sample, torch.tensor(999), cond)
-        stacked = denoiser._pathways
-        again = denoiser(sample, torch.tensor(999), cond)
-        assert denoiser._pathways is stacked and torch.equal(first, again)
-        other = pipeline.conditions.encode([bank, bank], [2, 3])
-        denoiser(sample, torch.tensor(999), other)
-    assert denoiser._pathways is not stacked
-    assert stacked is not None and stacked[1].shape[0] == 2 and stacked[1].dtype == torch.long
+        with FlopCounterMode(display=False, depth=None) as first:
+            denoiser(sample, torch.tensor(500), both)
+        with FlopCounterMode(display=False, depth=None) as later:
+            denoiser(sample, torch.tensor(400), both)
+
+    def totals(counter: FlopCounterMode) -> dict[str, int]:
+        """FLOPs per top-level module: work outside the UNet's own call is named by its module."""
+        return {name: sum(ops.values()) for name, ops in counter.get_flop_counts().items() if "." not in name}
+
+    step, prepared_step = totals(first), totals(later)
+    assert set(prepared_step) == {"Global", "SequenceUNet"}  # the step runs the UNet body only
+    assert {"MotionEncoder", "Linear"} <= set(step)  # preparing: motion encoder, key/value projections
+    assert prepared_step["SequenceUNet"] == step["SequenceUNet"] == prepared_step["Global"]
+    preparing = step["Global"] - step["SequenceUNet"]
+    assert preparing >= step["MotionEncoder"] + step["Linear"] > 0
+
+
+# ------------------------------------------------------------------------------ torch.compile
+
+
+def _moving_bank(seed: int, motion_px: float, image_prior: bool = True) -> BankConditions:
+    rng = np.random.default_rng(seed)
+    return BankConditions(
+        class_index=seed % 3,
+        text=f"bank {seed}",
+        image_prior=rng.integers(0, 256, size=(32, 32), dtype=np.uint8) if image_prior else None,
+        motion_field=(rng.standard_normal((8, 2, 32, 32)) * motion_px).astype(np.float32),
+    )
+
+
+def test_a_compiled_unet_equals_eager_and_stops_recompiling_once_it_has_seen_a_jobs_shapes() -> None:
+    """Dynamo (eager backend: graph capture without code generation) over jobs whose batches differ in
+    pathway count, image priors and size: new graphs while new structures appear (sizes that change
+    turn dynamic), none for a job whose structure and batch size were seen (FastSampler's even batches
+    give a job at most two sizes)."""
+    import torch._dynamo
+
+    eager, compiled = build_tiny_pipeline(seed=0), build_tiny_pipeline(seed=0)
+    compiled.unet.unet.compile(backend="eager")
+    jobs = [
+        ([_moving_bank(1, 1.0), _moving_bank(2, 1.0)], [0, 1]),  # still: one pathway per patch
+        ([_moving_bank(3, 20.0), _moving_bank(4, 20.0)], [2, 3]),  # moving: more pathways
+        ([_moving_bank(5, 20.0, image_prior=False)] * 2, [4, 5]),  # no image prior: no image branch
+        ([_moving_bank(6, 1.0)] * 3, [6, 7, 8]),  # another batch size
+    ]
+    repeats = [  # new conditions and pathway counts, in structures and batch sizes seen above
+        ([_moving_bank(7, 40.0), _moving_bank(8, 5.0)], [9, 10]),
+        ([_moving_bank(9, 30.0, image_prior=False)] * 2, [11, 12]),
+        ([_moving_bank(10, 30.0)] * 3, [13, 14, 15]),
+    ]
+    sampler = SamplerSettings(steps=2)
+    torch._dynamo.reset()
+    try:
+        for banks, seeds in jobs:
+            np.testing.assert_array_equal(
+                compiled.sample_latents(banks, seeds, sampler).numpy(),
+                eager.sample_latents(banks, seeds, sampler).numpy(),
+            )
+        with torch._dynamo.config.patch(error_on_recompile=True):
+            for banks, seeds in repeats:
+                compiled.sample_latents(banks, seeds, sampler)
+    finally:
+        torch._dynamo.reset()
 
 
 # ------------------------------------------------------------------------------ per-clip cross-attention

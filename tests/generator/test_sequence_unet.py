@@ -12,7 +12,7 @@ import pytest
 import torch
 from diffusers.models.attention_processor import Attention
 
-from generator.attention import FrameContext, SequenceSelfAttnProcessor
+from generator.attention import FrameContext, SequenceSelfAttnProcessor, rows_with_image_prior
 from generator.config import ImageUNetConfig, SequenceUNetConfig
 from generator.image_unet import ImageUNet, build_image_unet
 from generator.pathways import PathwayIndex, sample_pathways, straight_pathways
@@ -313,6 +313,101 @@ def test_input_errors_name_the_field(image_unet: ImageUNet) -> None:
         SequenceUNet.from_image_unet(no_branch, SequenceUNetConfig.tiny(use_class=False))
     with pytest.raises(ValueError, match="no class embedding"):
         SequenceUNet.from_image_unet(no_branch, SequenceUNetConfig.tiny(use_image_prior=False))
+
+
+# ------------------------------------------------------------------------------ prepared conditions
+
+
+def _trained_model(image_unet: ImageUNet) -> SequenceUNet:
+    model = SequenceUNet.from_image_unet(image_unet, SequenceUNetConfig.tiny()).eval()
+    _randomise_new_parameters(model)
+    return model
+
+
+def _guided_batch() -> dict[str, object]:
+    """Two clips with every condition, then their unconditional rows (null image prior, zero motion)."""
+    conditions = _conditions()
+    field, pathways = _random_motion()
+    image = conditions["image_prior_tokens"]
+    return {
+        "text_tokens": conditions["text_tokens"].repeat(2, 1, 1),
+        "class_labels": torch.tensor([0, 2, 3, 3]),
+        "image_prior_tokens": torch.cat([image, torch.zeros_like(image)]),
+        "motion_field": torch.cat([field, torch.zeros_like(field)]),
+        "pathways": pathways + [None, None],
+    }
+
+
+def test_prepared_conditions_serve_every_step_like_fresh_conditions(image_unet: ImageUNet) -> None:
+    model = _trained_model(image_unet)
+    batch = _guided_batch()
+    torch.manual_seed(3)
+    with torch.no_grad():
+        prepared = model.prepare_conditions(2 * B, F, H, W, torch.device("cpu"), **batch)  # type: ignore[arg-type]
+        for timestep in (999, 400, 1):
+            sample = torch.randn(2 * B, 4, F, H, W)
+            fresh = model(sample, timestep, **batch)  # type: ignore[arg-type]
+            assert torch.equal(model(sample, timestep, conditions=prepared), fresh)
+
+
+def test_conditions_are_validated_and_projected_when_prepared(image_unet: ImageUNet) -> None:
+    model = _trained_model(image_unet)
+    with torch.no_grad():
+        prepared = model.prepare_conditions(2 * B, F, H, W, torch.device("cpu"), **_guided_batch())  # type: ignore[arg-type]
+    assert prepared.shape == (2 * B, F, H, W)
+    assert (
+        prepared.class_labels is not None
+        and prepared.class_labels.tolist() == [0] * F + [2] * F + [3] * 2 * F
+    )
+    assert prepared.motion_term is not None and prepared.motion_term.shape == (2 * B * F, 32, H, W)
+    assert prepared.context.pathways is not None and prepared.context.pathways.scatter.shape == (
+        2 * B,
+        F * H * W,
+    )
+    layers = [t.spatial.transformer_blocks[0].attn2 for t in model.spatio_sequential_transformers()]
+    assert prepared.context.cross_keys is not None and len(prepared.context.cross_keys) == len(layers)
+    for attn in layers:
+        keys = prepared.context.cross_keys[attn.processor.layer]
+        assert keys.text is not None and keys.text[0].shape == (2 * B, 5, attn.inner_dim)
+        # the unconditional rows carry the null image prior: their image branch is skipped
+        assert keys.image_rows == slice(0, B)
+        assert keys.image is not None and keys.image[1].shape == (B, 6, attn.inner_dim)
+    clip = torch.zeros(2 * B, 4, F, H, W)
+    with pytest.raises(ValueError, match="not both"):
+        model(clip, 1, text_tokens=_guided_batch()["text_tokens"], conditions=prepared)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"prepared conditions are for \(B, F, h, w\) = \(4, 3, 8, 8\)"):
+        model(clip[:B], 1, conditions=prepared)
+
+
+def test_skipping_the_null_image_prior_rows_is_exact(image_unet: ImageUNet) -> None:
+    model = _trained_model(image_unet)
+    batch = _guided_batch()
+    torch.manual_seed(4)
+    sample = torch.randn(2 * B, 4, F, H, W)
+    with torch.no_grad():
+        prepared = model.prepare_conditions(2 * B, F, H, W, torch.device("cpu"), **batch)  # type: ignore[arg-type]
+        assert prepared.context.cross_keys is not None
+        every_row = {
+            processor.layer: processor.project(
+                attn,
+                batch["text_tokens"],
+                batch["image_prior_tokens"],
+                slice(None),  # type: ignore[arg-type]
+            )
+            for attn, processor in model._cross_attention_layers()
+        }
+        unskipped = replace(prepared, context=replace(prepared.context, cross_keys=every_row))
+        skipped = model(sample, 500, conditions=prepared)
+        assert torch.equal(skipped, model(sample, 500, conditions=unskipped))
+
+
+def test_rows_with_image_prior_span_the_rows_that_are_not_null() -> None:
+    tokens = torch.zeros(5, 3, 4)
+    assert rows_with_image_prior(tokens) == slice(0, 0)
+    tokens[1, 2, 0] = 1.0
+    assert rows_with_image_prior(tokens) == slice(1, 2)
+    tokens[3] = -2.0
+    assert rows_with_image_prior(tokens) == slice(1, 4)  # row 2 is null but inside the span: computed
 
 
 @pytest.mark.gpu

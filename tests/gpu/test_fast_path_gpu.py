@@ -1,5 +1,5 @@
 """The fast sampling path on a CUDA device: bf16 vs fp32 on the SD-shaped sequence UNet, batched vs single
-clips (eager and compiled), the memory-sized batch, and no host-to-device copies inside the loop."""
+clips (eager and compiled), the memory-sized batch, and no host<->device copies inside the loop."""
 
 from __future__ import annotations
 
@@ -199,10 +199,10 @@ def _copies(pipeline: CtrlGenAugPipeline, sampler: SamplerSettings) -> tuple[int
 
 
 @pytest.mark.parametrize("solver", ["ddim", "dpmsolver++"])
-def test_denoising_steps_copy_nothing_from_host_to_device(tiny, solver) -> None:
+def test_denoising_steps_copy_nothing_between_host_and_device(tiny, solver) -> None:
     short_h2d, short_d2h = _copies(tiny, SamplerSettings(solver, steps=3))
     long_h2d, long_d2h = _copies(tiny, SamplerSettings(solver, steps=8))
     assert short_h2d > 0, "the profiler saw no host-to-device copy at all (noise and conditions go up once)"
     assert long_h2d == short_h2d, f"{long_h2d - short_h2d} host-to-device copies in 5 more steps"
-    # SequenceUNet.forward checks class labels and pathways with bool() on device tensors: <= 3 reads a step
-    assert long_d2h - short_d2h <= 3 * 5
+    # conditions are validated once per batch (prepare_conditions), so a step reads nothing back
+    assert long_d2h == short_d2h, f"{long_d2h - short_d2h} device-to-host copies in 5 more steps"
