@@ -7,6 +7,7 @@ from dataclasses import dataclass, fields
 from typing import Any, TypeVar
 
 ConfigT = TypeVar("ConfigT")
+SEQUENTIAL_ATTENTION_FORMS = ("attention", "transformer")
 
 
 def config_from_values(cls: type[ConfigT], values: Mapping[str, Any]) -> ConfigT:
@@ -84,6 +85,10 @@ class SequenceUNetConfig:
 
     Ablations: Table 7 "Ours-S" = use_sa only, "Ours-SK" = + use_ka, "Ours-SKM" = + use_mfa;
     Table 6 drops conditions with use_class / use_text / use_image_prior / use_motion.
+    `sequential_attention`: the SA layer's form (`generator.sequential_attention`), ``"attention"`` (the
+    authors': LayerNorm + self-attention across frames) or ``"transformer"`` (diffusers'
+    TransformerTemporalModel with a feed-forward; a model saved without this field was built with it);
+    `sa_num_layers` stacks transformer layers in the latter.
     """
 
     use_sa: bool = True
@@ -97,10 +102,20 @@ class SequenceUNetConfig:
     motion_embedding_channels: int = 320
     motion_block_out_channels: tuple[int, ...] = (16, 32, 96, 256)
     motion_scale_px: float = 8.0
+    sequential_attention: str = "attention"
 
     def __post_init__(self) -> None:
         if self.sa_num_layers < 1:
             raise ValueError(f"sa_num_layers must be >= 1, got {self.sa_num_layers}")
+        if self.sequential_attention not in SEQUENTIAL_ATTENTION_FORMS:
+            raise ValueError(
+                f"sequential_attention must be one of {SEQUENTIAL_ATTENTION_FORMS}, "
+                f"got {self.sequential_attention!r}"
+            )
+        if self.sequential_attention == "attention" and self.sa_num_layers != 1:
+            raise ValueError(
+                f"sa_num_layers applies to sequential_attention='transformer', got {self.sa_num_layers}"
+            )
         if len(self.motion_block_out_channels) < 2:
             raise ValueError("motion_block_out_channels needs at least two entries (one stride-2 stage)")
         if self.motion_embedding_channels < 1:

@@ -45,28 +45,11 @@ from generator.image_unet import (
 )
 from generator.motion_encoder import MotionConcatConvIn, MotionEncoder
 from generator.pathways import PathwayIndex, straight_pathways
+from generator.sequential_attention import SequentialAttention, sequential_attention
 
 # Parameters of the inflated `unet` that a 2D checkpoint lacks: SA, MFA gates, conv_in's motion weights.
 _NEW_PARAMETER = re.compile(r"\.sequential\.|\.processor\.mfa_gate$|^conv_in\.motion_weight$")
 _SPATIAL_TRANSFORMER = re.compile(r"^((?:down_blocks|up_blocks)\.\d+|mid_block)\.attentions\.(\d+)\.")
-
-
-def sequential_attention(
-    spatial: Transformer2DModel, num_layers: int, norm_num_groups: int
-) -> TransformerTemporalModel:
-    """SA (§3.2, Fig. 5a): every latent position attends across frames; no positional encoding.
-    The output projection is zero so the block starts as the identity (its residual)."""
-    attention = TransformerTemporalModel(
-        num_attention_heads=spatial.num_attention_heads,
-        attention_head_dim=spatial.attention_head_dim,
-        in_channels=spatial.in_channels,
-        num_layers=num_layers,
-        norm_num_groups=norm_num_groups,
-        double_self_attention=False,
-    )
-    nn.init.zeros_(attention.proj_out.weight)
-    nn.init.zeros_(attention.proj_out.bias)
-    return attention
 
 
 @dataclass(frozen=True)
@@ -93,7 +76,9 @@ class SpatioSequentialTransformer(nn.Module):
 
     _gradient_checkpointing_func: Callable[..., Any]  # set by ModelMixin.enable_gradient_checkpointing
 
-    def __init__(self, spatial: Transformer2DModel, sequential: TransformerTemporalModel | None) -> None:
+    def __init__(
+        self, spatial: Transformer2DModel, sequential: SequentialAttention | TransformerTemporalModel | None
+    ) -> None:
         super().__init__()
         self.spatial = spatial
         self.sequential = sequential
@@ -148,6 +133,7 @@ class SequenceUNet(ModelMixin, ConfigMixin):  # type: ignore[misc]
         motion_embedding_channels: int = 320,
         motion_block_out_channels: tuple[int, ...] = (16, 32, 96, 256),
         motion_scale_px: float = 8.0,
+        sequential_attention: str = "transformer",  # configs saved before the setting existed; see config.py
     ) -> None:
         super().__init__()
         settings = self.settings
@@ -180,7 +166,12 @@ class SequenceUNet(ModelMixin, ConfigMixin):  # type: ignore[misc]
                 else:
                     set_processor(block.attn1, SpatialSelfAttnProcessor())
             sequential = (
-                sequential_attention(module, settings.sa_num_layers, self.unet.config["norm_num_groups"])
+                sequential_attention(
+                    module,
+                    settings.sequential_attention,
+                    settings.sa_num_layers,
+                    self.unet.config["norm_num_groups"],
+                )
                 if settings.use_sa
                 else None
             )

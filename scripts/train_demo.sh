@@ -24,7 +24,7 @@ done
 DATA=data/demo-dataset
 RUNS=data/demo-runs
 MODEL=models/demo
-VERSION="${CTRLGENAUG_DEMO_VERSION:-0.1.0}"
+VERSION="${CTRLGENAUG_DEMO_VERSION:-0.2.0}"
 TIMINGS="$RUNS/timings.json"
 mkdir -p "$RUNS"
 echo "{}" > "$TIMINGS.partial"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from dataclasses import replace
@@ -17,6 +18,7 @@ from generator.config import ImageUNetConfig, SequenceUNetConfig
 from generator.image_unet import ImageUNet, build_image_unet
 from generator.pathways import PathwayIndex, sample_pathways, straight_pathways
 from generator.sequence_unet import SequenceUNet
+from generator.sequential_attention import SequentialAttention
 
 DIM = 24
 B, F, H, W = 2, 3, 8, 8
@@ -46,23 +48,31 @@ def _random_motion(seed: int = 2) -> tuple[torch.Tensor, list[torch.Tensor]]:
     return field, [sample_pathways(field[i], m=8, seed=i) for i in range(B)]
 
 
+# The zero-initialised output projections of the two SA forms ("transformer", "attention").
+SA_OUTPUT = ("sequential.proj_out.", "sequential.attention.to_out.0.")
+SA_FORMS = ("attention", "transformer")
+
+
 def _randomise_new_parameters(model: SequenceUNet) -> None:
     """Move the zero-initialised stage-2 parameters away from zero, as training would."""
     torch.manual_seed(5)
     with torch.no_grad():
         for name, param in model.named_parameters():
-            if name.endswith("sequential.proj_out.weight") or name.endswith("mfa_gate"):
+            if any(f"{output}weight" in name for output in SA_OUTPUT) or name.endswith("mfa_gate"):
                 param.uniform_(0.2, 0.5)
             elif name.endswith("conv_in.motion_weight"):
                 param.normal_(std=0.05)
 
 
-def test_inflated_unet_reproduces_image_unet_on_identical_frames(image_unet: ImageUNet) -> None:
-    model = SequenceUNet.from_image_unet(image_unet, SequenceUNetConfig.tiny()).eval()
+@pytest.mark.parametrize("form", SA_FORMS)
+def test_inflated_unet_reproduces_image_unet_on_identical_frames(image_unet: ImageUNet, form: str) -> None:
+    model = SequenceUNet.from_image_unet(
+        image_unet, SequenceUNetConfig.tiny(sequential_attention=form)
+    ).eval()
+    zero_init = [n for n, _ in model.named_parameters() if any(o in n for o in SA_OUTPUT)]
+    assert len(zero_init) == 2 * len(model.spatio_sequential_transformers())  # weight and bias of each SA
     for name, param in model.named_parameters():
-        if name.endswith(
-            ("sequential.proj_out.weight", "sequential.proj_out.bias", "mfa_gate", "motion_weight")
-        ):
+        if name in zero_init or name.endswith(("mfa_gate", "motion_weight")):
             assert not param.any(), name  # zero-init survived loading the 2D weights
     conditions = _conditions()
     frame = torch.randn(B, 4, H, W)
@@ -195,6 +205,7 @@ ABLATIONS = {
     "full (SKM, C+T+I+MF)": {},
     "inflation only": {"use_sa": False, "use_ka": False, "use_mfa": False},
     "Ours-S": {"use_ka": False, "use_mfa": False},
+    "transformer SA": {"sequential_attention": "transformer"},
     "Ours-SK": {"use_mfa": False},
     "MFA without KA": {"use_ka": False},
     "no motion field": {"use_motion": False},
@@ -266,7 +277,7 @@ def test_gradient_checkpointing_matches(image_unet: ImageUNet) -> None:
         model.zero_grad(set_to_none=True)
         out = model(clip, 100, **_conditions(), motion_field=field, pathways=pathways)
         out.square().mean().backward()
-        sa = next(p for n, p in model.named_parameters() if n.endswith("sequential.proj_in.weight"))
+        sa = next(p for n, p in model.named_parameters() if ".sequential." in n and n.endswith("to_q.weight"))
         return out.detach(), sa.grad.clone()
 
     plain_out, plain_grad = run()
@@ -277,8 +288,45 @@ def test_gradient_checkpointing_matches(image_unet: ImageUNet) -> None:
     assert torch.allclose(plain_grad, ckpt_grad, atol=1e-6)
 
 
+def test_authors_sequential_attention_mixes_frames_at_one_position_only() -> None:
+    """Fig. 5a: a patch attends to the patches at its own position across frames, nothing else."""
+    torch.manual_seed(9)
+    sa = SequentialAttention(channels=8, num_attention_heads=2, attention_head_dim=4).eval()
+    with torch.no_grad():
+        sa.attention.to_out[0].weight.normal_()
+        x = torch.randn(2 * F, 8, 3, 3)
+        base = sa(x, num_frames=F, return_dict=False)[0]
+        nudged = x.clone()
+        nudged[F + 1, :, 2, 0] += torch.randn(8)  # clip 1, frame 1, position (2, 0)
+        moved = (sa(nudged, num_frames=F, return_dict=False)[0] - base).abs().amax(dim=1) > 1e-6
+    expected = torch.zeros(2 * F, 3, 3, dtype=torch.bool)
+    expected[F : 2 * F, 2, 0] = True  # every frame of clip 1 at that position
+    assert torch.equal(moved, expected)
+    assert sum(p.numel() for p in sa.parameters()) == 2 * 8 + 4 * 8 * 8 + 8  # LayerNorm, q/k/v/out, out bias
+
+
+def test_a_model_saved_without_the_sa_form_loads_as_the_temporal_transformer(
+    image_unet: ImageUNet, tmp_path: Path
+) -> None:
+    model = SequenceUNet.from_image_unet(
+        image_unet, SequenceUNetConfig.tiny(sequential_attention="transformer")
+    )
+    model.save_pretrained(tmp_path)
+    config = json.loads((tmp_path / "config.json").read_text())
+    del config["sequential_attention"]  # as written before the setting existed
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    loaded = SequenceUNet.from_pretrained(tmp_path)
+    assert loaded.settings.sequential_attention == "transformer"
+    assert loaded.state_dict().keys() == model.state_dict().keys()
+    assert SequenceUNetConfig().sequential_attention == "attention"  # new models: the authors' form
+    with pytest.raises(ValueError, match="sequential_attention must be one of"):
+        SequenceUNetConfig(sequential_attention="conv")
+    with pytest.raises(ValueError, match="sa_num_layers applies to sequential_attention='transformer'"):
+        SequenceUNetConfig(sa_num_layers=2)
+
+
 def test_save_pretrained_round_trip(image_unet: ImageUNet, tmp_path: Path) -> None:
-    cfg = SequenceUNetConfig.tiny(sa_num_layers=2)
+    cfg = SequenceUNetConfig.tiny(sequential_attention="transformer", sa_num_layers=2)
     model = SequenceUNet.from_image_unet(image_unet, cfg).eval()
     _randomise_new_parameters(model)
     model.save_pretrained(tmp_path)

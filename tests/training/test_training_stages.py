@@ -41,7 +41,7 @@ def stages(clip_set_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict
     out["image"] = _train_and_measure(
         image_config(clip_set_dir, root / "image", root / "vae", root / "text", 15)
     )
-    out["sequence"] = _train_and_measure(sequence_config(clip_set_dir, root / "sequence", root / "image", 15))
+    out["sequence"] = _train_and_measure(sequence_config(clip_set_dir, root / "sequence", root / "image", 25))
     out["classifier"] = run_stage(
         parse_config(classifier_config(clip_set_dir, root / "classifier", 6)), show_progress=False
     )
@@ -58,7 +58,7 @@ def test_stage_lowers_its_loss_and_exports(
     before, after, result = stages[stage]
     assert np.isfinite(before) and np.isfinite(after)
     assert after < ratio * before, f"{stage}: fixed-batch loss {before:.4f} -> {after:.4f}"
-    assert result.steps == {"vae": 12, "text": 30, "image": 15, "sequence": 15}[stage]
+    assert result.steps == {"vae": 12, "text": 30, "image": 15, "sequence": 25}[stage]
     final = result.final_dir
     assert (final / component).is_dir() and list((final / component).glob("*.safetensors"))
     metadata = json.loads((final / "metadata.json").read_text())
