@@ -1,10 +1,12 @@
 """The console in headless Chromium against the real app, servers and in-process worker: log in, submit a job,
 watch it finish, inspect a clip and verify its checksum, download the database; API validation errors shown
-next to their fields. Screenshots of each page go to docs/ui/."""
+next to their fields. Screenshots of each page go to a temporary folder, or to $CONSOLE_SCREENSHOTS (refresh
+the documented ones with `CONSOLE_SCREENSHOTS=$PWD/docs/ui make test PYTEST_ARGS=tests/console`)."""
 
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 import zipfile
 from pathlib import Path
@@ -17,12 +19,20 @@ from playwright.sync_api import Page, expect
 from store.export import verify_database_zip
 
 pytestmark = [pytest.mark.browser, pytest.mark.services]
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "ui"
 
 
-def screenshot(page: Page, name: str) -> None:
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=SCREENSHOTS / f"{name}.png", full_page=True)
+@pytest.fixture(scope="module")
+def screenshots(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    target = os.environ.get("CONSOLE_SCREENSHOTS")
+    folder = Path(target) if target else tmp_path_factory.mktemp("screenshots")
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def screenshot(page: Page, folder: Path, name: str) -> None:
+    path = folder / f"{name}.png"
+    page.screenshot(path=path, full_page=True)
+    assert path.stat().st_size > 0
 
 
 def log_in(page: Page, console: Console, start: str = "/console/jobs") -> None:
@@ -37,7 +47,9 @@ def field(page: Page, loc: str):  # noqa: ANN201 - a Playwright Locator
     return page.locator(f'.field[data-loc="{loc}"]')
 
 
-def test_login_submit_watch_verify_and_download(page: Page, console: Console, tmp_path: Path) -> None:
+def test_login_submit_watch_verify_and_download(
+    page: Page, console: Console, tmp_path: Path, screenshots: Path
+) -> None:
     page.goto(console.url("/console/jobs"))
     expect(page).to_have_url(re.compile(r"/console/login\?next=%2Fconsole%2Fjobs$"))
     expect(page.get_by_role("heading", level=1)).to_have_text("Log in")
@@ -45,7 +57,7 @@ def test_login_submit_watch_verify_and_download(page: Page, console: Console, tm
     page.get_by_role("button", name="Log in").click()
     expect(field(page, "key").locator(".field-error")).to_have_text("invalid or revoked API key")
     expect(page.get_by_label("API key")).to_have_attribute("aria-invalid", "true")
-    screenshot(page, "login")
+    screenshot(page, screenshots, "login")
     page.get_by_label("API key").fill(console.api_key)
     page.get_by_role("button", name="Log in").click()
     expect(page).to_have_url(console.url("/console/jobs"))
@@ -128,7 +140,7 @@ def test_login_submit_watch_verify_and_download(page: Page, console: Console, tm
         "[...document.querySelectorAll('#clip-grid img')].every(i => i.complete && i.naturalWidth === 32)"
     )
     expect(page.get_by_role("button", name="Cancel job")).to_be_disabled()
-    screenshot(page, "job")
+    screenshot(page, screenshots, "job")
 
     with page.expect_download() as download_info:
         page.get_by_role("button", name="Download filtered database").click()
@@ -152,7 +164,7 @@ def test_login_submit_watch_verify_and_download(page: Page, console: Console, tm
     expect(row.locator(".progress-text")).to_have_text("6 / 6 clips")
     expect(page.locator("#jobs-status")).to_have_text("1 job shown, 0 running.")
     expect(page.get_by_role("button", name="Show older jobs")).to_be_hidden()
-    screenshot(page, "jobs")
+    screenshot(page, screenshots, "jobs")
 
     row.get_by_role("link").click()
     kept_card = page.locator('#clip-grid > li[data-kept="true"]').first
@@ -172,7 +184,7 @@ def test_login_submit_watch_verify_and_download(page: Page, console: Console, tm
         f"Match: the {clip['size_bytes']} bytes downloaded hash to the recorded SHA-256."
     )
     expect(page.locator("#computed-sha256")).to_have_text(clip["sha256"])
-    screenshot(page, "clip")
+    screenshot(page, screenshots, "clip")
 
     # Tamper with the stored object: the same check must now fail.
     console.store.put(clip["provenance"]["clip"]["object_key"], b"not the clip", "application/octet-stream")
@@ -183,7 +195,9 @@ def test_login_submit_watch_verify_and_download(page: Page, console: Console, tm
     expect(page.locator("#computed-sha256")).to_have_text(hashlib.sha256(b"not the clip").hexdigest())
 
 
-def test_api_validation_errors_are_shown_next_to_their_fields(page: Page, console: Console) -> None:
+def test_api_validation_errors_are_shown_next_to_their_fields(
+    page: Page, console: Console, screenshots: Path
+) -> None:
     log_in(page, console, "/console/jobs/new")
     expect(page.get_by_label("Model")).to_have_value(re.compile(f"^{console.model_name}:"))
     page.keyboard.press("Tab")
@@ -221,7 +235,7 @@ def test_api_validation_errors_are_shown_next_to_their_fields(page: Page, consol
             "Denoising steps: Input should be less than or equal to 999",
         ]
     )
-    screenshot(page, "submit-with-error")
+    screenshot(page, screenshots, "submit-with-error")
     summary.get_by_role("link", name=re.compile("^Denoising steps")).click()
     expect(page.get_by_label("Denoising steps")).to_be_focused()
 
