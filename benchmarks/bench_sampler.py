@@ -42,7 +42,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from generator.conditions import BankConditions
 from generator.config import ImageUNetConfig, SequenceUNetConfig
-from generator.fast import COMPILE_MODES, FastPathSettings, FastSampler
+from generator.fast import COMPILE_MODES, FastPathSettings, FastSampler, use_channels_last
 from generator.image_encoder import ImageEncoderConfig, ImagePriorEncoder, ImagePriorProjector
 from generator.image_unet import ImageUNet
 from generator.model_info import ModelInfo
@@ -54,8 +54,9 @@ from generator.vae import VAEConfig, build_vae
 
 PAPER_SECONDS_PER_SEQUENCE = 68.8  # Table 9: 4-level UNet, DDIM 200 steps, one RTX 3090
 SAMPLERS = (("ddim", 200), ("ddim", 100), ("dpmsolver++", 25), ("dpmsolver++", 20), ("dpmsolver++", 10))
-# Precisions: fp32; bf16 = fp32 weights under bf16 autocast; bf16w = weights cast to bf16, bf16 autocast.
-AUTOCAST = {"fp32": None, "bf16": torch.bfloat16, "bf16w": torch.bfloat16}
+# Precisions: fp32; bf16 = fp32 weights under bf16 autocast; bf16w = weights cast to bf16, bf16 autocast;
+# bf16-nhwc = bf16 with the UNet channels-last (`FastPathSettings.channels_last`), timed at the largest batch.
+AUTOCAST = {"fp32": None, "bf16": torch.bfloat16, "bf16w": torch.bfloat16, "bf16-nhwc": torch.bfloat16}
 # Time set aside for compiling the UNet in one mode and timing it (compiled modes run right after the eager
 # bf16 profile at the headline batch, before everything else).
 COMPILE_ALLOWANCE_S = 180
@@ -129,14 +130,22 @@ def build_sd_shaped_pipeline(
     return CtrlGenAugPipeline(vae, text_encoder, image_encoder, image_projector, unet, info)
 
 
+def drifting_motion_field(frames: int, size: int, rng: np.random.Generator) -> np.ndarray:
+    """Content drifting (6, -3) px per frame with 4 px of noise: enough motion that pathways break and
+    restart as in real clips (at 256x256, ~1,410 pathways for 1,024 patches, 72 % of MFA slots used; 2 px of
+    drift and 1 px of noise, the 2026-11-26 bank, gave straight pathways only)."""
+    noise = 4 * rng.standard_normal((frames, 2, size, size)).astype(np.float32)
+    field = np.array([6.0, -3.0], dtype=np.float32)[None, :, None, None] + noise
+    field[0] = 0.0
+    return field
+
+
 def benchmark_bank(pipeline: CtrlGenAugPipeline, seed: int = 0) -> BankConditions:
     """All four conditions: a textured first frame and a drifting, noisy motion field."""
     rng = np.random.default_rng(seed)
     info = pipeline.info
     image = rng.integers(0, 256, size=(info.height, info.width), dtype=np.uint8)
-    drift = np.array([2.0, -1.0], dtype=np.float32)[None, :, None, None]
-    field = drift + rng.standard_normal((info.num_frames, 2, info.height, info.width)).astype(np.float32)
-    field[0] = 0.0
+    field = drifting_motion_field(info.num_frames, info.height, rng)
     return BankConditions(
         class_index=1, text="hypoechoic nodule, irregular margin", image_prior=image, motion_field=field
     )
@@ -315,19 +324,23 @@ def run(
     def profile(precision: str, batch: int) -> StepProfile:
         if precision == "bf16w":
             pipeline.to(device, torch.bfloat16)
+        if precision == "bf16-nhwc":
+            use_channels_last(pipeline)
         try:
             measured = profile_steps(pipeline, bank, batch, AUTOCAST[precision], plan)
         finally:
             pipeline.to(device, torch.float32)
+            pipeline.unet.to(memory_format=torch.contiguous_format)
         log(
             f"{precision} batch {batch}: {measured.step_seconds * 1e3:.1f} ms/step, "
             f"peak {measured.peak_gib} GiB"
         )
         return measured
 
-    # The eager bf16 step at the largest batch first, then the compiled modes against it, then the rest:
-    # a run cut short by its budget still answers "what does compiling buy".
-    profiles = {("bf16", max(plan.batches)): profile("bf16", max(plan.batches))}
+    # The eager bf16 step at the largest batch first, channels-last and the compiled modes against it, then
+    # the rest: a run cut short by its budget still answers "what do channels-last and compiling buy".
+    largest = max(plan.batches)
+    profiles = {(precision, largest): profile(precision, largest) for precision in ("bf16", "bf16-nhwc")}
     skipped = []
     compiled: dict[str, Any] = {}
     compiled_rows: list[dict[str, Any]] = []
@@ -351,8 +364,8 @@ def run(
     rows += compiled_rows
 
     for precision, sampler, steps in plan.headline:
-        known = profiles.get((precision, max(plan.batches)))
-        estimate = 1.2 * (steps * known.step_seconds * auto_batch / max(plan.batches)) if known else 0.0
+        known = profiles.get((precision, largest))
+        estimate = 1.2 * (steps * known.step_seconds * auto_batch / largest) if known else 0.0
         if not budget.allows(estimate):
             skipped.append(f"timed {precision} {sampler} {steps} (time budget)")
             continue

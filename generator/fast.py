@@ -13,6 +13,7 @@ import math
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
+from typing import Literal, get_args
 
 import numpy as np
 import torch
@@ -22,7 +23,8 @@ from generator.pipeline import CtrlGenAugPipeline, PreparedBatch
 from generator.sampling import SamplerSettings
 
 PRECISIONS: dict[str, torch.dtype | None] = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
-COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
+CompileMode = Literal["default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"]
+COMPILE_MODES: tuple[str, ...] = get_args(CompileMode)
 
 
 @dataclass(frozen=True)
@@ -33,13 +35,16 @@ class FastPathSettings:
     `fp32` / `bf16` / `fp16`. `max_clips_per_batch` caps the batch (and is the batch off the GPU);
     `memory_fraction` is the share of the free GPU memory a batch may fill. `compile_unet` compiles the
     UNet with `torch.compile(mode=compile_mode)` (worth it when many batches share one shape).
+    `channels_last` stores the UNet's convolution weights channels-last, so cuDNN convolutions (and the
+    activations they produce) run in NHWC without a transpose around every convolution.
     """
 
     precision: str = "auto"
     max_clips_per_batch: int = 32
     memory_fraction: float = 0.9
     compile_unet: bool = False
-    compile_mode: str = "default"
+    compile_mode: CompileMode = "default"
+    channels_last: bool = False
 
     def __post_init__(self) -> None:
         if self.precision != "auto" and self.precision not in PRECISIONS:
@@ -129,7 +134,13 @@ def measure_clip_memory(
     return ClipMemory.from_peaks(peaks[0], peaks[1])
 
 
-def compile_unet(pipeline: CtrlGenAugPipeline, mode: str = "default") -> None:
+def use_channels_last(pipeline: CtrlGenAugPipeline) -> None:
+    """Store the sequence UNet's 4D parameters channels-last, in place (values and names unchanged)."""
+    unet: torch.nn.Module = pipeline.unet  # nn.Module's signature of `to` (diffusers' wrapper hides it)
+    unet.to(memory_format=torch.channels_last)
+
+
+def compile_unet(pipeline: CtrlGenAugPipeline, mode: CompileMode = "default") -> None:
     """Compile the sequence UNet's 2D backbone in place (`nn.Module.compile`: parameter names unchanged)."""
     pipeline.unet.unet.compile(mode=mode)
 
@@ -142,6 +153,8 @@ class FastSampler:
         self.settings = settings or FastPathSettings()
         self.autocast = self.settings.autocast_dtype(pipeline.device)
         self._memory: dict[bool, ClipMemory] = {}
+        if self.settings.channels_last:
+            use_channels_last(pipeline)
         if self.settings.compile_unet:
             compile_unet(pipeline, self.settings.compile_mode)
 

@@ -2,11 +2,13 @@
 # The GPU checks of the fast path, in the order they matter, each writing its output under $OUT:
 #   1. the GPU tests (bf16 vs fp32, batched/compiled == reference, memory-sized batch, no host copies);
 #   2. benchmarks/bench_sampler.py on the SD-1.x-shaped model (speed table, TFLOP/s, x paper): the eager bf16
-#      step at the memory-chosen batch, then torch.compile (default, then reduce-overhead = CUDA graphs)
-#      while the budget allows, then the other precisions/batches and the timed full runs;
-#   3. benchmarks/bench_quality.py on models/demo (filter yield of fast solvers vs DDIM 200).
+#      step at the largest batch, in NCHW then channels-last, then torch.compile (default, then
+#      reduce-overhead = CUDA graphs) while the budget allows, then the other precisions/batches and the
+#      timed full runs;
+#   3. benchmarks/bench_attention.py (~30 s): SDPA backends vs matmul + softmax at the SA/MFA/KA/text shapes;
+#   4. benchmarks/bench_quality.py on models/demo (filter yield of fast solvers vs DDIM 200).
 #
-#   scripts/gpu_checks.sh [tests] [sampler] [quality]       (default: all three)
+#   scripts/gpu_checks.sh [tests] [sampler] [attention] [quality]       (default: all four)
 #
 # Needs a CUDA machine with the project's dependencies importable (`make env` on a GPU box).
 # GPU_CHECKS_SAMPLER_ARGS adds options to bench_sampler (e.g. --random-image-encoder where the shipped
@@ -17,7 +19,7 @@ mkdir -p "$OUT"
 PYTHON=${PYTHON:-python3}
 export PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
 steps=("$@")
-[ ${#steps[@]} -eq 0 ] && steps=(tests sampler quality)
+[ ${#steps[@]} -eq 0 ] && steps=(tests sampler attention quality)
 status=0
 for step in "${steps[@]}"; do
     case $step in
@@ -33,13 +35,17 @@ for step in "${steps[@]}"; do
                 --budget-s "${GPU_CHECKS_BUDGET_S:-280}" ${GPU_CHECKS_SAMPLER_ARGS:-} \
                 --out "$OUT/sampler.json" 2>&1 | grep -v Warning | tee "$OUT/sampler.txt" || status=1
             ;;
+        attention)
+            timeout 90 "$PYTHON" benchmarks/bench_attention.py --device cuda --clips 16 \
+                --out "$OUT/attention.json" 2>&1 | grep -v Warning | tee "$OUT/attention.txt" || status=1
+            ;;
         quality)
             timeout 240 "$PYTHON" benchmarks/bench_quality.py --model models/demo --device cuda \
                 --banks 12 --clips-per-bank 8 --out "$OUT/quality.json" 2>&1 | grep -v Warning \
                 | tee "$OUT/quality.txt" || status=1
             ;;
         *)
-            echo "unknown step $step (tests, sampler, quality)" >&2
+            echo "unknown step $step (tests, sampler, attention, quality)" >&2
             exit 2
             ;;
     esac

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from generator.fast import FastPathSettings
+from generator.fast import CompileMode, FastPathSettings
 from store.settings import Settings
 
 
@@ -33,6 +33,13 @@ class WorkerSettings(Settings):
     worker_compile: bool = Field(
         default=False,
         description="torch.compile the UNet (pays off when many batches share one shape; compiles per shape)",
+    )
+    worker_compile_mode: CompileMode = Field(
+        default="default",
+        description="torch.compile mode when worker_compile is on; reduce-overhead records CUDA graphs",
+    )
+    worker_channels_last: bool = Field(
+        default=False, description="UNet convolutions channels-last (NHWC) instead of NCHW"
     )
     worker_max_deliveries: int = Field(
         default=3,
@@ -81,6 +88,8 @@ class WorkerSettings(Settings):
             max_clips_per_batch=self.worker_batch_size,
             memory_fraction=self.worker_memory_fraction,
             compile_unet=self.worker_compile,
+            compile_mode=self.worker_compile_mode,
+            channels_last=self.worker_channels_last,
         )
 
     def resolved_device(self) -> str:

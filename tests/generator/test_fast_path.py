@@ -241,6 +241,21 @@ def test_a_prepared_step_leaves_out_the_condition_work(pipeline, bank) -> None:
     assert preparing >= step["MotionEncoder"] + step["Linear"] > 0
 
 
+def test_channels_last_unet_samples_what_the_default_layout_samples(bank) -> None:
+    """Channels-last changes how convolution weights and activations are laid out, not what they are."""
+    default, nhwc = build_tiny_pipeline(seed=0), build_tiny_pipeline(seed=0)
+    FastSampler(nhwc, FastPathSettings(channels_last=True))
+    kernels = [p for p in nhwc.unet.parameters() if p.ndim == 4]
+    assert len(kernels) > 10
+    assert all(p.is_contiguous(memory_format=torch.channels_last) for p in kernels)
+    assert all(not p.is_contiguous() for p in kernels if p.shape[-1] > 1)  # 1x1 kernels: the same either way
+    assert dict(nhwc.unet.named_parameters()).keys() == dict(default.unet.named_parameters()).keys()
+    reference = default.sample_latents([bank, bank], [3, 4], STEPS)
+    latents = nhwc.sample_latents([bank, bank], [3, 4], STEPS)
+    assert latents.is_contiguous()
+    assert (latents - reference).norm() / reference.norm() < 1e-5
+
+
 # ------------------------------------------------------------------------------ torch.compile
 
 

@@ -130,6 +130,18 @@ def test_bf16_weights_match_fp32_on_the_sd_shaped_unet(sd_unet) -> None:
     assert _cosine(cast, reference) > BF16_COSINE
 
 
+def test_channels_last_matches_the_default_layout_on_the_sd_shaped_unet(sd_unet, exact_fp32) -> None:
+    """cuDNN's NHWC kernels sum in another order: equal within fp32 rounding, and in bf16 within bf16's."""
+    reference = {dtype: _sd_latents(sd_unet, dtype) for dtype in (None, torch.bfloat16)}
+    sd_unet.to(memory_format=torch.channels_last)
+    try:
+        nhwc = {dtype: _sd_latents(sd_unet, dtype) for dtype in (None, torch.bfloat16)}
+    finally:
+        sd_unet.to(memory_format=torch.contiguous_format)
+    assert _relative_l2(nhwc[None], reference[None]) < 1e-4
+    assert _relative_l2(nhwc[torch.bfloat16], reference[torch.bfloat16]) < BF16_RELATIVE_L2
+
+
 def test_batch_of_four_equals_four_single_clips_in_fp32(tiny, exact_fp32) -> None:
     banks = [_bank(i, 32, 8) for i in range(4)]
     seeds = [10, 11, 12, 13]

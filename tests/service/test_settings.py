@@ -7,7 +7,9 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
+from generator.fast import FastPathSettings
 from store.settings import Settings
+from worker.settings import WorkerSettings
 
 
 def test_embedded_defaults_live_under_the_data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -32,3 +34,27 @@ def test_default_secret_refused_outside_development() -> None:
         Settings(environment="production")
     assert Settings(environment="production", secret_key="s3cr3t").secret_key.get_secret_value() == "s3cr3t"
     assert Settings(environment="development").environment == "development"
+
+
+def test_worker_fast_path_settings_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert WorkerSettings(environment="development").fast_path() == FastPathSettings()
+    for name, value in {
+        "PRECISION": "bf16",
+        "BATCH_SIZE": "12",
+        "MEMORY_FRACTION": "0.5",
+        "COMPILE": "true",
+        "COMPILE_MODE": "reduce-overhead",
+        "CHANNELS_LAST": "true",
+    }.items():
+        monkeypatch.setenv(f"CTRLGENAUG_WORKER_{name}", value)
+    assert WorkerSettings(environment="development").fast_path() == FastPathSettings(
+        precision="bf16",
+        max_clips_per_batch=12,
+        memory_fraction=0.5,
+        compile_unet=True,
+        compile_mode="reduce-overhead",
+        channels_last=True,
+    )
+    monkeypatch.setenv("CTRLGENAUG_WORKER_COMPILE_MODE", "fastest")
+    with pytest.raises(ValidationError, match="worker_compile_mode"):
+        WorkerSettings(environment="development")
