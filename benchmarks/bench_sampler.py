@@ -42,7 +42,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from generator.conditions import BankConditions
 from generator.config import ImageUNetConfig, SequenceUNetConfig
-from generator.fast import COMPILE_MODES, FastPathSettings, FastSampler, use_channels_last
+from generator.fast import COMPILE_MODES, FastPathSettings, FastSampler, cast_unet, use_channels_last
 from generator.image_encoder import ImageEncoderConfig, ImagePriorEncoder, ImagePriorProjector
 from generator.image_unet import ImageUNet
 from generator.model_info import ModelInfo
@@ -55,8 +55,16 @@ from generator.vae import VAEConfig, build_vae
 PAPER_SECONDS_PER_SEQUENCE = 68.8  # Table 9: 4-level UNet, DDIM 200 steps, one RTX 3090
 SAMPLERS = (("ddim", 200), ("ddim", 100), ("dpmsolver++", 25), ("dpmsolver++", 20), ("dpmsolver++", 10))
 # Precisions: fp32; bf16 = fp32 weights under bf16 autocast; bf16w = weights cast to bf16, bf16 autocast;
-# bf16-nhwc = bf16 with the UNet channels-last (`FastPathSettings.channels_last`), timed at the largest batch.
-AUTOCAST = {"fp32": None, "bf16": torch.bfloat16, "bf16w": torch.bfloat16, "bf16-nhwc": torch.bfloat16}
+# at the largest batch also bf16-nhwc = bf16 with the UNet channels-last (`FastPathSettings.channels_last`)
+# and bf16-pure = the UNet cast to bf16 without autocast (`FastPathSettings.cast_unet`).
+AUTOCAST = {
+    "fp32": None,
+    "bf16": torch.bfloat16,
+    "bf16w": torch.bfloat16,
+    "bf16-nhwc": torch.bfloat16,
+    "bf16-pure": None,
+}
+LARGEST_BATCH_ONLY = ("bf16-nhwc", "bf16-pure")
 # Time set aside for compiling the UNet in one mode and timing it (compiled modes run right after the eager
 # bf16 profile at the headline batch, before everything else).
 COMPILE_ALLOWANCE_S = 180
@@ -326,6 +334,8 @@ def run(
             pipeline.to(device, torch.bfloat16)
         if precision == "bf16-nhwc":
             use_channels_last(pipeline)
+        if precision == "bf16-pure":
+            cast_unet(pipeline, torch.bfloat16)
         try:
             measured = profile_steps(pipeline, bank, batch, AUTOCAST[precision], plan)
         finally:
@@ -337,10 +347,12 @@ def run(
         )
         return measured
 
-    # The eager bf16 step at the largest batch first, channels-last and the compiled modes against it, then
-    # the rest: a run cut short by its budget still answers "what do channels-last and compiling buy".
+    # The eager bf16 step at the largest batch first, channels-last, the cast UNet and the compiled modes
+    # against it, then the rest: a run cut short by its budget still answers "what do these buy".
     largest = max(plan.batches)
-    profiles = {(precision, largest): profile(precision, largest) for precision in ("bf16", "bf16-nhwc")}
+    profiles = {
+        (precision, largest): profile(precision, largest) for precision in ("bf16", *LARGEST_BATCH_ONLY)
+    }
     skipped = []
     compiled: dict[str, Any] = {}
     compiled_rows: list[dict[str, Any]] = []

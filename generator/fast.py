@@ -36,7 +36,10 @@ class FastPathSettings:
     `memory_fraction` is the share of the free GPU memory a batch may fill. `compile_unet` compiles the
     UNet with `torch.compile(mode=compile_mode)` (worth it when many batches share one shape).
     `channels_last` stores the UNet's convolution weights channels-last, so cuDNN convolutions (and the
-    activations they produce) run in NHWC without a transpose around every convolution.
+    activations they produce) run in NHWC without a transpose around every convolution. `cast_unet` runs
+    the UNet itself in the bf16/fp16 of `precision` (weights cast once, no autocast in the denoising loop:
+    norms and softmax run in that dtype with their kernels' fp32 accumulation instead of fp32 round trips),
+    as diffusers pipelines loaded with `torch_dtype` do; the VAE decode keeps autocast. No effect in fp32.
     """
 
     precision: str = "auto"
@@ -45,6 +48,7 @@ class FastPathSettings:
     compile_unet: bool = False
     compile_mode: CompileMode = "default"
     channels_last: bool = False
+    cast_unet: bool = False
 
     def __post_init__(self) -> None:
         if self.precision != "auto" and self.precision not in PRECISIONS:
@@ -112,9 +116,14 @@ def available_cuda_bytes(device: torch.device) -> int:
 
 
 def measure_clip_memory(
-    pipeline: CtrlGenAugPipeline, bank: BankConditions, sampler: SamplerSettings, autocast: torch.dtype | None
+    pipeline: CtrlGenAugPipeline,
+    bank: BankConditions,
+    sampler: SamplerSettings,
+    unet_autocast: torch.dtype | None,
+    decode_autocast: torch.dtype | None,
 ) -> ClipMemory:
-    """Peak CUDA memory above the resting allocation of one denoising step and the decode, at 1 and 2 clips.
+    """Peak CUDA memory above the resting allocation of one denoising step (UNet under `unet_autocast`) and
+    the decode (under `decode_autocast`), at 1 and 2 clips.
 
     The decode runs `decode_chunk_frames` frames at a time, so its share stops growing with the batch:
     the linear model over-estimates large batches, which errs on the safe side.
@@ -128,7 +137,10 @@ def measure_clip_memory(
         torch.cuda.synchronize(device)
         resting = torch.cuda.memory_allocated(device)
         torch.cuda.reset_peak_memory_stats(device)
-        pipeline.sample([bank] * clips, list(range(clips)), one_step, autocast=autocast)
+        latents = pipeline.sample_latents(
+            [bank] * clips, list(range(clips)), one_step, autocast=unet_autocast
+        )
+        pipeline.decode(latents, decode_autocast)
         torch.cuda.synchronize(device)
         peaks.append(torch.cuda.max_memory_allocated(device) - resting)
     return ClipMemory.from_peaks(peaks[0], peaks[1])
@@ -136,8 +148,13 @@ def measure_clip_memory(
 
 def use_channels_last(pipeline: CtrlGenAugPipeline) -> None:
     """Store the sequence UNet's 4D parameters channels-last, in place (values and names unchanged)."""
-    unet: torch.nn.Module = pipeline.unet  # nn.Module's signature of `to` (diffusers' wrapper hides it)
-    unet.to(memory_format=torch.channels_last)
+    torch.nn.Module.to(pipeline.unet, memory_format=torch.channels_last)
+
+
+def cast_unet(pipeline: CtrlGenAugPipeline, dtype: torch.dtype) -> None:
+    """The sequence UNet's parameters and buffers in `dtype`, in place. Through `nn.Module.to`: diffusers'
+    override warns about modules kept in float32 on every cast, even when there are none (as here)."""
+    torch.nn.Module.to(pipeline.unet, dtype=dtype)
 
 
 def compile_unet(pipeline: CtrlGenAugPipeline, mode: CompileMode = "default") -> None:
@@ -152,6 +169,10 @@ class FastSampler:
         self.pipeline = pipeline
         self.settings = settings or FastPathSettings()
         self.autocast = self.settings.autocast_dtype(pipeline.device)
+        self.unet_autocast = self.autocast
+        if self.settings.cast_unet and self.autocast is not None:
+            cast_unet(pipeline, self.autocast)
+            self.unet_autocast = None
         self._memory: dict[bool, ClipMemory] = {}
         if self.settings.channels_last:
             use_channels_last(pipeline)
@@ -162,7 +183,9 @@ class FastSampler:
         """Measured on first use; guided sampling (twice the UNet batch) is measured separately."""
         guided = sampler.guidance_scale != 1.0
         if guided not in self._memory:
-            self._memory[guided] = measure_clip_memory(self.pipeline, bank, sampler, self.autocast)
+            self._memory[guided] = measure_clip_memory(
+                self.pipeline, bank, sampler, self.unet_autocast, self.autocast
+            )
         return self._memory[guided]
 
     def batch_size(self, bank: BankConditions, sampler: SamplerSettings) -> int:
@@ -212,7 +235,7 @@ class FastSampler:
                 if number + 1 < len(plan):
                     upcoming = helper.submit(prepare, plan[number + 1])
                 latents = self.pipeline.denoise_prepared(
-                    prepared, sampler, progress, should_cancel, self.autocast
+                    prepared, sampler, progress, should_cancel, self.unet_autocast
                 )
                 yield positions, self.pipeline.decode(latents, self.autocast)
 

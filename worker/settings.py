@@ -41,6 +41,10 @@ class WorkerSettings(Settings):
     worker_channels_last: bool = Field(
         default=False, description="UNet convolutions channels-last (NHWC) instead of NCHW"
     )
+    worker_cast_unet: bool = Field(
+        default=False,
+        description="run the UNet in the sampling precision (bf16/fp16 weights, no autocast in the loop)",
+    )
     worker_max_deliveries: int = Field(
         default=3,
         ge=1,
@@ -90,6 +94,7 @@ class WorkerSettings(Settings):
             compile_unet=self.worker_compile,
             compile_mode=self.worker_compile_mode,
             channels_last=self.worker_channels_last,
+            cast_unet=self.worker_cast_unet,
         )
 
     def resolved_device(self) -> str:

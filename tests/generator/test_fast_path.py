@@ -93,7 +93,7 @@ def test_fast_path_settings_are_validated_and_resolve_precision() -> None:
 def test_cpu_batches_use_the_cap_and_memory_is_measured_on_cuda_only(pipeline, bank) -> None:
     assert FastSampler(pipeline, FastPathSettings(max_clips_per_batch=5)).batch_size(bank, STEPS) == 5
     with pytest.raises(ValueError, match="CUDA pipeline"):
-        measure_clip_memory(pipeline, bank, STEPS, None)
+        measure_clip_memory(pipeline, bank, STEPS, None, None)
 
 
 # ------------------------------------------------------------------------------ batched == single
@@ -177,6 +177,24 @@ def test_bf16_autocast_keeps_float32_latents_close_to_fp32(pipeline, bank) -> No
     assert mixed.dtype == torch.float32 and next(pipeline.unet.parameters()).dtype == torch.float32
     relative = (mixed - reference).norm() / reference.norm()
     assert 0 < relative < 0.05
+
+
+def test_a_unet_cast_to_bf16_samples_without_autocast_close_to_fp32(bank) -> None:
+    """`cast_unet`: bf16 weights, no autocast around the UNet (the VAE stays fp32 under autocast)."""
+    reference_pipeline, cast = build_tiny_pipeline(seed=0), build_tiny_pipeline(seed=0)
+    sampler = FastSampler(cast, FastPathSettings(precision="bf16", cast_unet=True))
+    assert cast.unet.dtype == torch.bfloat16 and cast.vae.dtype == torch.float32
+    assert (sampler.unet_autocast, sampler.autocast) == (None, torch.bfloat16)
+    reference = reference_pipeline.sample_latents([bank], [3], STEPS)
+    latents = cast.sample_latents([bank], [3], STEPS)
+    assert latents.dtype == torch.float32
+    assert 0 < (latents - reference).norm() / reference.norm() < 0.05
+    clips = sampler.sample([bank, bank], [3, 4], STEPS)
+    expected = reference_pipeline.sample([bank, bank], [3, 4], STEPS)
+    assert clips.dtype == np.uint8 and np.abs(clips.astype(int) - expected.astype(int)).mean() < 2
+    fp32 = build_tiny_pipeline(seed=0)
+    FastSampler(fp32, FastPathSettings(precision="fp32", cast_unet=True))
+    assert fp32.unet.dtype == torch.float32  # nothing to cast to in fp32
 
 
 def test_conditions_are_prepared_once_per_batch_not_at_every_step(pipeline, bank, monkeypatch) -> None:

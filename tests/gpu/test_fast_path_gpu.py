@@ -118,11 +118,13 @@ def test_bf16_autocast_matches_fp32_on_the_sd_shaped_unet(sd_unet) -> None:
     assert _cosine(mixed, reference) > BF16_COSINE
 
 
-def test_bf16_weights_match_fp32_on_the_sd_shaped_unet(sd_unet) -> None:
+@pytest.mark.parametrize("autocast", [torch.bfloat16, None], ids=["under-autocast", "no-autocast"])
+def test_bf16_weights_match_fp32_on_the_sd_shaped_unet(sd_unet, autocast) -> None:
+    """bf16 weights under autocast (norms in fp32), and without it (`cast_unet`: norms in bf16)."""
     reference = _sd_latents(sd_unet, None)
     sd_unet.to(torch.bfloat16)
     try:
-        cast = _sd_latents(sd_unet, torch.bfloat16)
+        cast = _sd_latents(sd_unet, autocast)
     finally:
         sd_unet.to(torch.float32)
     assert cast.dtype == torch.float32

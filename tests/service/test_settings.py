@@ -45,6 +45,7 @@ def test_worker_fast_path_settings_come_from_the_environment(monkeypatch: pytest
         "COMPILE": "true",
         "COMPILE_MODE": "reduce-overhead",
         "CHANNELS_LAST": "true",
+        "CAST_UNET": "true",
     }.items():
         monkeypatch.setenv(f"CTRLGENAUG_WORKER_{name}", value)
     assert WorkerSettings(environment="development").fast_path() == FastPathSettings(
@@ -54,6 +55,7 @@ def test_worker_fast_path_settings_come_from_the_environment(monkeypatch: pytest
         compile_unet=True,
         compile_mode="reduce-overhead",
         channels_last=True,
+        cast_unet=True,
     )
     monkeypatch.setenv("CTRLGENAUG_WORKER_COMPILE_MODE", "fastest")
     with pytest.raises(ValidationError, match="worker_compile_mode"):
