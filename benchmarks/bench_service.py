@@ -152,7 +152,16 @@ def clip_writer_seconds(model_dir: Path, scratch: Path, frames: int, size: int, 
     base = rng.integers(0, 256, size=(frames, size // 8, size // 8), dtype=np.uint8)
     clip = np.kron(base, np.ones((8, 8), dtype=np.uint8))
     start = time.perf_counter()
-    with ClipWriter(context.sessions, context.store) as writer:
+    execution = {  # a GPU worker's record, as the writer stores it with every clip
+        "device": "NVIDIA H200",
+        "precision": "bf16",
+        "cast_unet": False,
+        "channels_last": False,
+        "compile_mode": None,
+        "torch": torch.__version__,
+        "diffusers": "0.42.1",
+    }
+    with ClipWriter(context.sessions, context.store, execution) as writer:
         for i in range(clips):
             writer.submit(ClipSlot(*ids, 0, i, i, 0, record.checksum), clip)
     seconds = (time.perf_counter() - start) / clips

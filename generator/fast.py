@@ -13,8 +13,9 @@ import math
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
-from typing import Literal, get_args
+from typing import Any, Literal, get_args
 
+import diffusers
 import numpy as np
 import torch
 
@@ -178,6 +179,22 @@ class FastSampler:
             use_channels_last(pipeline)
         if self.settings.compile_unet:
             compile_unet(pipeline, self.settings.compile_mode)
+        self.execution = self._execution()
+
+    def _execution(self) -> dict[str, Any]:
+        """How this sampler computes, for each clip's provenance: model, conditions, seed and sampler give the
+        same bytes again only under the same execution (precision and kernels change the rounding)."""
+        device = self.pipeline.device
+        precision = {dtype: name for name, dtype in PRECISIONS.items()}[self.autocast]
+        return {
+            "device": torch.cuda.get_device_name(device) if device.type == "cuda" else device.type,
+            "precision": precision,
+            "cast_unet": self.unet_autocast is None and self.autocast is not None,
+            "channels_last": self.settings.channels_last,
+            "compile_mode": self.settings.compile_mode if self.settings.compile_unet else None,
+            "torch": torch.__version__,
+            "diffusers": diffusers.__version__,
+        }
 
     def clip_memory(self, bank: BankConditions, sampler: SamplerSettings) -> ClipMemory:
         """Measured on first use; guided sampling (twice the UNet batch) is measured separately."""

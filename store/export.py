@@ -148,7 +148,19 @@ def _data_type(column: str) -> str:
     return "sc:Integer" if column in _INTEGER_COLUMNS else "sc:Float"
 
 
-def croissant_metadata(job: Job, rows: list[dict[str, Any]], manifest_bytes: bytes) -> dict[str, Any]:
+def distinct_executions(clips: list[Clip]) -> list[dict[str, Any]]:
+    """The clips' execution records, each once, in first-seen order: one, unless the job was resumed by a
+    worker that computes differently (another GPU, precision or library version)."""
+    found: list[dict[str, Any]] = []
+    for clip in clips:
+        if clip.execution is not None and clip.execution not in found:
+            found.append(clip.execution)
+    return found
+
+
+def croissant_metadata(
+    job: Job, rows: list[dict[str, Any]], manifest_bytes: bytes, executions: list[dict[str, Any]]
+) -> dict[str, Any]:
     """Croissant 1.0 JSON-LD: the manifest as a FileObject, the clips as a FileSet, records inline."""
     model = job.model
     return {
@@ -201,6 +213,7 @@ def croissant_metadata(job: Job, rows: list[dict[str, Any]], manifest_bytes: byt
         "ctrlgenaug:jobId": str(job.id),
         "ctrlgenaug:seed": job.seed,
         "ctrlgenaug:sampler": job.sampler,
+        "ctrlgenaug:executions": executions,
         "ctrlgenaug:filterSettings": job.filter_settings,
         "ctrlgenaug:consistencyBand": None if job.band_low is None else [job.band_low, job.band_high],
     }
@@ -219,7 +232,8 @@ def iter_database_zip(session: Session, store: ObjectStore, job: Job) -> Iterato
             if row["preview"]:
                 yield from _stream_member(archive, sink, store, clip.preview_key or "", row["preview"])
         manifest_bytes = manifest_csv(rows)
-        croissant = json.dumps(croissant_metadata(job, rows, manifest_bytes), indent=2).encode()
+        metadata = croissant_metadata(job, rows, manifest_bytes, distinct_executions(clips))
+        croissant = json.dumps(metadata, indent=2).encode()
         for name, data in ((MANIFEST_NAME, manifest_bytes), (CROISSANT_NAME, croissant)):
             info = zipfile.ZipInfo(name, date_time=ZIP_DATE)
             info.compress_type = zipfile.ZIP_DEFLATED

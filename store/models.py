@@ -261,6 +261,8 @@ class Clip(Base):
     group_threshold: Mapped[float | None] = mapped_column(Float)
     vae_seq: Mapped[float | None] = mapped_column(Float)
     theta: Mapped[float | None] = mapped_column(Float)
+    # how the sampler computed it (device, precision, kernels, library versions); NULL before revision 0002
+    execution: Mapped[dict[str, Any] | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 

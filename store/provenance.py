@@ -62,6 +62,7 @@ def clip_provenance(session: Session, clip: Clip) -> dict[str, Any]:
         },
         "seed": clip.seed,
         "sampler": job.sampler,
+        "execution": clip.execution,
         "filter": {
             "settings": job.filter_settings,
             "band": None if job.band_low is None else [job.band_low, job.band_high],

@@ -108,7 +108,7 @@ def generate_job(
         return 0
     last_of_bank = {slot.bank_id: position for position, slot in enumerate(slots)}
     conditions = SlotConditions(sessions, store, model.pipeline.info, slots)
-    with ClipWriter(sessions, store) as writer:
+    with ClipWriter(sessions, store, model.sampler.execution) as writer:
         try:
             for positions, clips in model.sampler.batches(
                 conditions,

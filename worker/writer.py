@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import uuid
+from collections.abc import Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from sqlalchemy import func, select, update
@@ -32,10 +35,15 @@ class ClipSlot:
 
 
 def store_clip(
-    sessions: sessionmaker[Session], store: ObjectStore, slot: ClipSlot, frames: np.ndarray
+    sessions: sessionmaker[Session],
+    store: ObjectStore,
+    slot: ClipSlot,
+    frames: np.ndarray,
+    execution: Mapping[str, Any],
 ) -> Clip:
     """Write the clip's NPZ and preview under their deterministic keys, then commit its row.
 
+    `execution` (the sampler's device, precision and kernels) goes into the row and, as JSON, the NPZ.
     A crash before the commit leaves only objects that the next run overwrites with the same bytes.
     """
     metadata: dict[str, int | str] = {
@@ -45,6 +53,7 @@ def store_clip(
         "class_index": -1 if slot.class_index is None else slot.class_index,
         "job_id": str(slot.job_id),
         "model_checksum": slot.model_checksum,
+        "execution": json.dumps(execution, sort_keys=True),
     }
     clip_info = store.put(
         clip_object_key(slot.job_id, slot.bank_index, slot.index_in_bank),
@@ -68,6 +77,7 @@ def store_clip(
             sha256=clip_info.sha256,
             size_bytes=clip_info.size,
             preview_key=preview_info.key,
+            execution=dict(execution),
         )
         bank_count = select(func.count()).where(Clip.bank_id == slot.bank_id).scalar_subquery()
         job_count = select(func.count()).where(Clip.job_id == slot.job_id).scalar_subquery()
@@ -100,14 +110,19 @@ class ClipWriter:
     """One background thread stores clips (and marks banks done) in submission order while the caller
     samples the next batch."""
 
-    def __init__(self, sessions: sessionmaker[Session], store: ObjectStore) -> None:
+    def __init__(
+        self, sessions: sessionmaker[Session], store: ObjectStore, execution: Mapping[str, Any]
+    ) -> None:
         self.sessions = sessions
         self.store = store
+        self.execution = execution
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="clip-writer")
         self._pending: list[Future[object]] = []
 
     def submit(self, slot: ClipSlot, frames: np.ndarray) -> None:
-        self._pending.append(self._executor.submit(store_clip, self.sessions, self.store, slot, frames))
+        self._pending.append(
+            self._executor.submit(store_clip, self.sessions, self.store, slot, frames, self.execution)
+        )
 
     def finish_bank(self, bank_id: uuid.UUID) -> None:
         """Mark the bank done once the clips submitted before are stored."""

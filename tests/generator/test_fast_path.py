@@ -90,6 +90,25 @@ def test_fast_path_settings_are_validated_and_resolve_precision() -> None:
             FastPathSettings(**{field: value})  # type: ignore[arg-type]
 
 
+def test_the_execution_record_says_how_clips_are_computed() -> None:
+    import diffusers
+
+    default = FastSampler(build_tiny_pipeline(seed=0)).execution
+    assert default == {
+        "device": "cpu",
+        "precision": "fp32",
+        "cast_unet": False,
+        "channels_last": False,
+        "compile_mode": None,
+        "torch": torch.__version__,
+        "diffusers": diffusers.__version__,
+    }
+    settings = FastPathSettings(precision="bf16", cast_unet=True, channels_last=True)
+    fast = FastSampler(build_tiny_pipeline(seed=0), settings).execution
+    assert fast | {"precision": "fp32", "cast_unet": False, "channels_last": False} == default
+    assert (fast["precision"], fast["cast_unet"], fast["channels_last"]) == ("bf16", True, True)
+
+
 def test_cpu_batches_use_the_cap_and_memory_is_measured_on_cuda_only(pipeline, bank) -> None:
     assert FastSampler(pipeline, FastPathSettings(max_clips_per_batch=5)).batch_size(bank, STEPS) == 5
     with pytest.raises(ValueError, match="CUDA pipeline"):

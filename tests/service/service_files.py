@@ -103,14 +103,22 @@ def npz_bytes(**arrays: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
+CPU_EXECUTION = {"device": "cpu", "precision": "fp32", "cast_unet": False, "torch": "2.14.1"}
+GPU_EXECUTION = {"device": "NVIDIA H200", "precision": "bf16", "cast_unet": True, "torch": "2.11.0"}
+
+
 def write_clips_as_the_worker_does(
     sessions: sessionmaker[Session],
     store: ObjectStore,
     job_id: str,
     kept: list[bool],
     with_previews: bool = True,
+    resumed_at: int | None = None,
 ) -> None:
-    """What worker/ records for a finished job: one NPZ (+ preview) per clip, its row, its filter decision."""
+    """What worker/ records for a finished job: one NPZ (+ preview) per clip, its row, its filter decision.
+
+    Clips are computed as `CPU_EXECUTION`, from clip `resumed_at` on as `GPU_EXECUTION` (a job resumed by
+    another worker)."""
     import uuid
 
     from store.jobs import clip_object_key, clip_preview_key, clip_seed, upsert_clip
@@ -145,6 +153,7 @@ def write_clips_as_the_worker_does(
                 group_threshold=0.5,
                 vae_seq=0.9,
                 theta=0.5,
+                execution=GPU_EXECUTION if resumed_at is not None and n >= resumed_at else CPU_EXECUTION,
             )
         job.status = JobStatus.succeeded
         job.clips_kept = sum(kept)

@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 from fastapi.testclient import TestClient
-from service_files import write_clips_as_the_worker_does
+from service_files import CPU_EXECUTION, GPU_EXECUTION, write_clips_as_the_worker_does
 from sqlalchemy.orm import Session, sessionmaker
 from typer.testing import CliRunner
 
@@ -37,7 +37,7 @@ def exported(
         "banks": [{"class_label": "class_0", "samples": 3}, {"text": "t", "samples": 2}],
     }
     job_id = client.post("/v1/jobs", headers=headers, json=body).json()["id"]
-    write_clips_as_the_worker_does(sessions, s3_store, job_id, [True, False, True, True, False])
+    write_clips_as_the_worker_does(sessions, s3_store, job_id, [True, False, True, True, False], resumed_at=3)
     with sessions() as session:
         export_database(session, s3_store, session.get_one(Job, uuid.UUID(job_id)))
         session.commit()
@@ -81,6 +81,8 @@ def test_zip_holds_kept_clips_manifest_and_croissant(
     assert croissant["@context"]["cr"] == "http://mlcommons.org/croissant/"
     assert croissant["ctrlgenaug:filterSettings"]["similarity_threshold"] == 0.98
     assert croissant["ctrlgenaug:consistencyBand"] == [0.8, 0.95]
+    # kept clips 0 and 2 sampled on the CPU worker, clip 3 after the job moved to a GPU worker
+    assert croissant["ctrlgenaug:executions"] == [CPU_EXECUTION, GPU_EXECUTION]
     records = croissant["recordSet"][0]["data"]
     assert [r["clips/sha256"] for r in records] == [r["sha256"] for r in rows]
     assert verify_database_zip(path).ok

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import zipfile
 from pathlib import Path
 from typing import Any
 
 import httpx
 import numpy as np
+import torch
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
@@ -87,5 +89,9 @@ def test_submit_run_download_verify_and_provenance(
     assert record["model"]["name"] == model_name and record["seed"] == kept["seed"]
     assert record["conditions"]["class_label"]["name"] == f"class_{kept['bank_index']}"
     assert record["sampler"]["steps"] == 4 and record["filter"]["kept"] is True
+    execution = record["execution"]
+    assert execution["device"] == "cpu" and execution["precision"] == "fp32"
+    assert execution["torch"] == torch.__version__ and execution["compile_mode"] is None
     with np.load(io.BytesIO(downloaded)) as npz:
         assert str(npz["model_checksum"]) == record["model"]["checksum"]
+        assert json.loads(str(npz["execution"])) == execution
