@@ -54,17 +54,29 @@ from generator.vae import VAEConfig, build_vae
 
 PAPER_SECONDS_PER_SEQUENCE = 68.8  # Table 9: 4-level UNet, DDIM 200 steps, one RTX 3090
 SAMPLERS = (("ddim", 200), ("ddim", 100), ("dpmsolver++", 25), ("dpmsolver++", 20), ("dpmsolver++", 10))
-# Precisions: fp32; bf16 = fp32 weights under bf16 autocast; bf16w = weights cast to bf16, bf16 autocast;
-# at the largest batch also bf16-nhwc = bf16 with the UNet channels-last (`FastPathSettings.channels_last`)
-# and bf16-pure = the UNet cast to bf16 without autocast (`FastPathSettings.cast_unet`).
-AUTOCAST = {
-    "fp32": None,
-    "bf16": torch.bfloat16,
-    "bf16w": torch.bfloat16,
-    "bf16-nhwc": torch.bfloat16,
-    "bf16-pure": None,
+
+
+@dataclass(frozen=True)
+class Variant:
+    """How a "precision" row runs: autocast dtype, weights cast, UNet layout (`FastPathSettings` options)."""
+
+    autocast: torch.dtype | None
+    pipeline_dtype: torch.dtype | None = None  # every network's weights cast to this dtype
+    cast_unet: bool = False  # the UNet in bf16 without autocast (`FastPathSettings.cast_unet`)
+    channels_last: bool = False  # `FastPathSettings.channels_last`
+
+
+# fp32; bf16 = fp32 weights under bf16 autocast; bf16w = every network cast to bf16, under bf16 autocast;
+# timed at the largest batch only: channels-last (nhwc), the cast UNet (pure) and both.
+VARIANTS = {
+    "fp32": Variant(None),
+    "bf16": Variant(torch.bfloat16),
+    "bf16w": Variant(torch.bfloat16, pipeline_dtype=torch.bfloat16),
+    "bf16-nhwc": Variant(torch.bfloat16, channels_last=True),
+    "bf16-pure": Variant(None, cast_unet=True),
+    "bf16-pure-nhwc": Variant(None, cast_unet=True, channels_last=True),
 }
-LARGEST_BATCH_ONLY = ("bf16-nhwc", "bf16-pure")
+LARGEST_BATCH_ONLY = ("bf16-nhwc", "bf16-pure", "bf16-pure-nhwc")
 # Time set aside for compiling the UNet in one mode and timing it (compiled modes run right after the eager
 # bf16 profile at the headline batch, before everything else).
 COMPILE_ALLOWANCE_S = 180
@@ -330,29 +342,23 @@ def run(
     log(f"memory-chosen batch (cap {plan.headline_batch_cap}): {auto_batch}")
 
     def profile(precision: str, batch: int) -> StepProfile:
-        if precision == "bf16w":
-            pipeline.to(device, torch.bfloat16)
-        if precision == "bf16-nhwc":
-            use_channels_last(pipeline)
-        if precision == "bf16-pure":
-            cast_unet(pipeline, torch.bfloat16)
-        try:
-            measured = profile_steps(pipeline, bank, batch, AUTOCAST[precision], plan)
-        finally:
-            pipeline.to(device, torch.float32)
-            pipeline.unet.to(memory_format=torch.contiguous_format)
+        with variant(pipeline, precision) as autocast:
+            measured = profile_steps(pipeline, bank, batch, autocast, plan)
         log(
             f"{precision} batch {batch}: {measured.step_seconds * 1e3:.1f} ms/step, "
             f"peak {measured.peak_gib} GiB"
         )
         return measured
 
-    # The eager bf16 step at the largest batch first, channels-last, the cast UNet and the compiled modes
-    # against it, then the rest: a run cut short by its budget still answers "what do these buy".
+    # The eager bf16 step at the largest batch first, channels-last and the cast UNet against it, then the
+    # compiled modes in the fastest of those, then the rest: a run cut short by its budget still answers
+    # "what do these buy".
     largest = max(plan.batches)
     profiles = {
         (precision, largest): profile(precision, largest) for precision in ("bf16", *LARGEST_BATCH_ONLY)
     }
+    fastest = min(("bf16", *LARGEST_BATCH_ONLY), key=lambda p: profiles[(p, largest)].step_seconds)
+    log(f"fastest eager variant at batch {largest}: {fastest}; compiling in it")
     skipped = []
     compiled: dict[str, Any] = {}
     compiled_rows: list[dict[str, Any]] = []
@@ -360,7 +366,7 @@ def run(
         if not budget.allows(COMPILE_ALLOWANCE_S):
             skipped.append(f"compiled UNet, mode {mode} (time budget)")
             continue
-        compiled[mode] = compiled_profile(pipeline, bank, auto_batch, plan, flops, gpu, log, mode)
+        compiled[mode] = compiled_profile(pipeline, bank, auto_batch, plan, flops, gpu, log, mode, fastest)
         compiled_rows += compiled[mode].pop("rows")
     for precision in plan.precisions:
         for batch in plan.batches:
@@ -414,6 +420,24 @@ def run(
 
 
 @contextmanager
+def variant(pipeline: CtrlGenAugPipeline, precision: str) -> Iterator[torch.dtype | None]:
+    """The pipeline set up as `VARIANTS[precision]` inside the block (yields the autocast dtype); fp32 NCHW
+    weights again afterwards."""
+    chosen = VARIANTS[precision]
+    if chosen.pipeline_dtype is not None:
+        pipeline.to(pipeline.device, chosen.pipeline_dtype)
+    if chosen.cast_unet:
+        cast_unet(pipeline, torch.bfloat16)
+    if chosen.channels_last:
+        use_channels_last(pipeline)
+    try:
+        yield chosen.autocast
+    finally:
+        pipeline.to(pipeline.device, torch.float32)
+        torch.nn.Module.to(pipeline.unet, memory_format=torch.contiguous_format)
+
+
+@contextmanager
 def compiled_unet(pipeline: CtrlGenAugPipeline, mode: str) -> Iterator[None]:
     """The sequence UNet's 2D backbone swapped for `torch.compile(backbone, mode=mode)` inside the block (the
     worker compiles in place with `generator.fast.compile_unet`; same graphs, but this one can be undone)."""
@@ -434,19 +458,21 @@ def compiled_profile(
     gpu: bool,
     log: Callable[[str], None],
     mode: str,
+    precision: str,
 ) -> dict[str, Any]:
-    """Step time with the UNet compiled in `mode` (bf16); the first run's time includes compiling."""
-    with compiled_unet(pipeline, mode):
+    """Step time with the UNet compiled in `mode`, set up as `VARIANTS[precision]`; the first run's time
+    includes compiling."""
+    with variant(pipeline, precision) as autocast, compiled_unet(pipeline, mode):
         start = time.perf_counter()
         try:
-            profile_steps(pipeline, bank, batch, torch.bfloat16, plan)
+            profile_steps(pipeline, bank, batch, autocast, plan)
         except Exception as error:  # a failed compile is a result to report, not a reason to lose the table
             log(f"compiled ({mode}) failed: {error!r}")
-            return {"error": repr(error), "rows": []}
+            return {"error": repr(error), "precision": precision, "rows": []}
         first_run = time.perf_counter() - start
-        profile = profile_steps(pipeline, bank, batch, torch.bfloat16, plan)
+        profile = profile_steps(pipeline, bank, batch, autocast, plan)
     log(
-        f"compiled ({mode}) bf16 batch {batch}: {profile.step_seconds * 1e3:.1f} ms/step "
+        f"compiled ({mode}) {precision} batch {batch}: {profile.step_seconds * 1e3:.1f} ms/step "
         f"(first run, compiling included, {first_run:.0f} s)"
     )
     how = f"extrapolated, compiled {mode} ({plan.timed_steps - plan.warmup_steps} timed steps)"
@@ -455,7 +481,7 @@ def compiled_profile(
             how,
             sampler,
             steps,
-            "bf16",
+            precision,
             batch,
             steps * profile.step_seconds + profile.overhead_seconds,
             flops,
@@ -463,7 +489,12 @@ def compiled_profile(
         )
         for sampler, steps in SAMPLERS
     ]
-    return {"first_run_seconds": first_run, "step_seconds": profile.step_seconds, "rows": rows}
+    return {
+        "precision": precision,
+        "first_run_seconds": first_run,
+        "step_seconds": profile.step_seconds,
+        "rows": rows,
+    }
 
 
 def main() -> None:
@@ -478,7 +509,7 @@ def main() -> None:
         choices=COMPILE_MODES,
         default=[],
         metavar="MODE",
-        help=f"also time the UNet under torch.compile in MODE (bf16; repeatable; one of {COMPILE_MODES})",
+        help=f"also time the UNet compiled in MODE, in the fastest eager bf16 variant ({COMPILE_MODES})",
     )
     parser.add_argument("--budget-s", type=float, default=420.0, help="skip timed runs that would end later")
     parser.add_argument(

@@ -2,9 +2,9 @@
 # The GPU checks of the fast path, in the order they matter, each writing its output under $OUT:
 #   1. the GPU tests (bf16 vs fp32, batched/compiled == reference, memory-sized batch, no host copies);
 #   2. benchmarks/bench_sampler.py on the SD-1.x-shaped model (speed table, TFLOP/s, x paper): the eager bf16
-#      step at the largest batch, in NCHW then channels-last, then torch.compile (default, then
-#      reduce-overhead = CUDA graphs) while the budget allows, then the other precisions/batches and the
-#      timed full runs;
+#      step at the largest batch in NCHW, channels-last, the UNet cast to bf16, and both; then torch.compile
+#      (default, then reduce-overhead = CUDA graphs) in the fastest of those while the budget allows; then
+#      the other precisions/batches and the timed full runs;
 #   3. benchmarks/bench_attention.py (~30 s): SDPA backends vs matmul + softmax at the SA/MFA/KA/text shapes;
 #   4. benchmarks/bench_quality.py on models/demo (filter yield of fast solvers vs DDIM 200).
 #
