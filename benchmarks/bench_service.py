@@ -31,6 +31,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import diffusers
 import httpx
 import numpy as np
 import torch
@@ -151,7 +152,6 @@ def clip_writer_seconds(model_dir: Path, scratch: Path, frames: int, size: int, 
     # smooth content (like decoded frames), so that compression does typical work
     base = rng.integers(0, 256, size=(frames, size // 8, size // 8), dtype=np.uint8)
     clip = np.kron(base, np.ones((8, 8), dtype=np.uint8))
-    start = time.perf_counter()
     execution = {  # a GPU worker's record, as the writer stores it with every clip
         "device": "NVIDIA H200",
         "precision": "bf16",
@@ -159,8 +159,9 @@ def clip_writer_seconds(model_dir: Path, scratch: Path, frames: int, size: int, 
         "channels_last": False,
         "compile_mode": None,
         "torch": torch.__version__,
-        "diffusers": "0.42.1",
+        "diffusers": diffusers.__version__,
     }
+    start = time.perf_counter()
     with ClipWriter(context.sessions, context.store, execution) as writer:
         for i in range(clips):
             writer.submit(ClipSlot(*ids, 0, i, i, 0, record.checksum), clip)

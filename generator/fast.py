@@ -169,12 +169,12 @@ class FastSampler:
     def __init__(self, pipeline: CtrlGenAugPipeline, settings: FastPathSettings | None = None) -> None:
         self.pipeline = pipeline
         self.settings = settings or FastPathSettings()
+        self._memory: dict[bool, ClipMemory] = {}
         self.autocast = self.settings.autocast_dtype(pipeline.device)
         self.unet_autocast = self.autocast
         if self.settings.cast_unet and self.autocast is not None:
             cast_unet(pipeline, self.autocast)
             self.unet_autocast = None
-        self._memory: dict[bool, ClipMemory] = {}
         if self.settings.channels_last:
             use_channels_last(pipeline)
         if self.settings.compile_unet:
