@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO, Protocol
+from urllib.parse import urlsplit
 
 from minio import Minio
 from minio.error import S3Error
@@ -19,6 +20,7 @@ from store.settings import Settings
 
 CHUNK_BYTES = 1024 * 1024
 SHA256_METADATA = "sha256"
+DEFAULT_S3_REGION = "us-east-1"
 
 
 class ObjectNotFound(KeyError):
@@ -88,9 +90,13 @@ def _spool_hashing(data: bytes | BinaryIO) -> tuple[BinaryIO, int, str]:
 
 
 class S3ObjectStore:
-    def __init__(self, client: Minio, bucket: str) -> None:
+    """Objects in one S3 bucket; download URLs are signed with `presign_client` when browsers reach S3 at
+    another address than the service does (it only signs: presigning makes no request)."""
+
+    def __init__(self, client: Minio, bucket: str, presign_client: Minio | None = None) -> None:
         self.client = client
         self.bucket = bucket
+        self.presign_client = presign_client or client
 
     @classmethod
     def from_settings(cls, settings: Settings) -> S3ObjectStore:
@@ -103,7 +109,7 @@ class S3ObjectStore:
             secure=settings.s3_secure,
             region=settings.s3_region,
         )
-        return cls(client, settings.s3_bucket)
+        return cls(client, settings.s3_bucket, _public_client(settings))
 
     def ensure_bucket(self) -> None:
         if not self.client.bucket_exists(bucket_name=self.bucket):
@@ -165,7 +171,7 @@ class S3ObjectStore:
                 yield ObjectInfo(obj.object_name, int(obj.size or 0), None, obj.last_modified)
 
     def presigned_get(self, key: str, expires_s: int) -> str | None:
-        return self.client.presigned_get_object(
+        return self.presign_client.presigned_get_object(
             bucket_name=self.bucket, object_name=validate_key(key), expires=timedelta(seconds=expires_s)
         )
 
@@ -178,6 +184,20 @@ class S3ObjectStore:
         if exc.code in ("NoSuchKey", "NoSuchObject", "ResourceNotFound"):
             return ObjectNotFound(key)
         return exc
+
+
+def _public_client(settings: Settings) -> Minio | None:
+    if settings.s3_public_endpoint is None:
+        return None
+    public = urlsplit(settings.s3_public_endpoint)
+    return Minio(
+        public.netloc,
+        access_key=settings.s3_access_key,
+        secret_key=settings.s3_secret_key.get_secret_value(),
+        secure=public.scheme == "https",
+        # with a region given the client never asks the (unreachable) public address for the bucket's region
+        region=settings.s3_region or DEFAULT_S3_REGION,
+    )
 
 
 class LocalObjectStore:

@@ -5,8 +5,9 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
-from pydantic import SecretStr, model_validator
+from pydantic import SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEVELOPMENT_SECRET_KEY = "ctrlgenaug-development-secret-key-do-not-use-in-production"
@@ -26,6 +27,7 @@ class Settings(BaseSettings):
     s3_bucket: str = "ctrlgenaug"
     s3_secure: bool = False
     s3_region: str | None = None
+    s3_public_endpoint: str | None = None
 
     max_upload_bytes: int = 64 * 1024 * 1024
     max_image_pixels: int = 4096 * 4096
@@ -36,6 +38,19 @@ class Settings(BaseSettings):
 
     secret_key: SecretStr = SecretStr(DEVELOPMENT_SECRET_KEY)
     api_public_url: str | None = None
+
+    @field_validator("s3_public_endpoint")
+    @classmethod
+    def _public_endpoint_is_an_origin(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname or parts.path.strip("/") or parts.query:
+            raise ValueError(
+                f"s3_public_endpoint: {value!r} is not an origin like https://s3.example.org or "
+                "http://localhost:8333 (scheme, host, optional port; no path)"
+            )
+        return f"{parts.scheme}://{parts.netloc}"
 
     @model_validator(mode="after")
     def _refuse_default_secret_outside_development(self) -> Settings:

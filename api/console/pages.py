@@ -31,9 +31,11 @@ def _origin(url: str) -> str | None:
 
 
 def object_origins(settings: Settings) -> list[str]:
-    """Where the API's download URLs point besides itself: the S3 endpoint, or the public API URL."""
+    """Where the API's download URLs point besides itself: S3 as browsers reach it, or the public API URL."""
     origins = []
-    if settings.s3_endpoint:
+    if settings.s3_public_endpoint:
+        origins.append(settings.s3_public_endpoint)
+    elif settings.s3_endpoint:
         scheme = "https" if settings.s3_secure else "http"
         endpoint = (
             settings.s3_endpoint if "://" in settings.s3_endpoint else f"{scheme}://{settings.s3_endpoint}"

@@ -84,6 +84,15 @@ def test_policy_allows_the_object_store_origin_for_previews_and_downloads(tmp_pa
     policy = content_security_policy(settings_for(tmp_path, api_public_url="https://genaug.example.org/api"))
     assert "connect-src 'self' https://genaug.example.org;" in policy
     assert "connect-src 'self';" in content_security_policy(settings_for(tmp_path))
+    policy = content_security_policy(
+        settings_for(
+            tmp_path,
+            s3_endpoint="s3:8333",
+            s3_public_endpoint="https://s3.example.org",
+            s3_secret_key="s3-secret",
+        )
+    )
+    assert "img-src 'self' blob: https://s3.example.org;" in policy and "s3:8333" not in policy
 
 
 def test_form_fields_take_bounds_and_defaults_from_the_api_models() -> None:

@@ -5,11 +5,14 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
+from pydantic import ValidationError
 
 from store.objects import LocalObjectStore, ObjectNotFound, ObjectStore, S3ObjectStore
+from store.settings import Settings
 
 
 @pytest.fixture(params=["s3", "local"])
@@ -66,6 +69,31 @@ def test_s3_presigned_url_downloads_the_object(s3_store: S3ObjectStore, clean: N
     assert url is not None
     assert httpx.get(url).content == b"presigned!"
     s3_store.ping()
+
+
+def test_presigned_urls_are_signed_for_the_public_endpoint(
+    settings: Settings, s3_store: S3ObjectStore, clean: None
+) -> None:
+    # the service talks to 127.0.0.1:PORT; browsers reach the same server as localhost:PORT
+    port = settings.s3_endpoint.rsplit(":", 1)[1]  # type: ignore[union-attr]
+    public = settings.model_copy(
+        update={"s3_bucket": s3_store.bucket, "s3_public_endpoint": f"http://localhost:{port}"}
+    )
+    store = S3ObjectStore.from_settings(public)
+    store.put("p/public.bin", b"from the browser")
+    url = store.presigned_get("p/public.bin", 60)
+    assert url is not None and urlsplit(url).netloc == f"localhost:{port}"
+    assert httpx.get(url).content == b"from the browser"
+    internal = urlsplit(url)._replace(netloc=settings.s3_endpoint).geturl()  # type: ignore[arg-type]
+    assert httpx.get(internal).status_code == 403  # the signature covers the host
+
+
+@pytest.mark.parametrize(
+    "endpoint", ["s3.example.org", "ftp://s3.example.org", "https://s3.example.org/bucket"]
+)
+def test_public_endpoint_must_be_an_origin(endpoint: str) -> None:
+    with pytest.raises(ValidationError, match="s3_public_endpoint"):
+        Settings(s3_public_endpoint=endpoint)
 
 
 def test_local_presigned_uses_the_signer_or_none(local_store: LocalObjectStore, tmp_path) -> None:  # type: ignore[no-untyped-def]
