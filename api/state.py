@@ -25,6 +25,7 @@ OBJECTS_ROUTE = "/v1/objects"
 @dataclass
 class ServiceState:
     settings: Settings
+    signing_secret: str
     sessionmaker: sessionmaker[Session]
     object_store: ObjectStore
     send_task: TaskSender
@@ -36,9 +37,8 @@ def object_signature(secret: str, key: str, expires: int) -> str:
     return hmac.new(secret.encode(), f"{key}\n{expires}".encode(), hashlib.sha256).hexdigest()
 
 
-def local_url_signer(settings: Settings) -> Callable[[str, int], str]:
+def local_url_signer(settings: Settings, secret: str) -> Callable[[str, int], str]:
     """Signed, expiring download URLs of the API for the local object folder (what S3 presigning does)."""
-    secret = settings.secret_key.get_secret_value()
 
     def sign(key: str, expires_s: int) -> str:
         expires = int(time.time()) + expires_s
@@ -85,10 +85,14 @@ def build_state(
     extract_motion: MotionExtractor | None = None,
 ) -> ServiceState:
     engine = build_engine(settings.resolved_database_url)
+    secret = settings.signing_secret()
     return ServiceState(
         settings=settings,
+        signing_secret=secret,
         sessionmaker=build_sessionmaker(engine),
-        object_store=object_store or build_object_store(settings, url_signer=local_url_signer(settings)),
+        object_store=object_store or build_object_store(
+            settings, url_signer=local_url_signer(settings, secret)
+        ),
         send_task=send_task or celery_sender(settings.resolved_broker_url),
         check_broker=check_broker or broker_checker(settings.resolved_broker_url),
         extract_motion=extract_motion or default_motion_extractor,

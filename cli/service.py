@@ -31,6 +31,10 @@ def serve_api(
 ) -> None:
     import uvicorn
 
+    from cli.configuration import checked_settings
+    from store.settings import get_settings
+
+    checked_settings(get_settings)
     uvicorn.run("api.main:app_from_environment", factory=True, host=host, port=port, workers=workers)
 
 

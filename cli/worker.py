@@ -41,6 +41,7 @@ def run_worker(
     import logging
     from datetime import timedelta
 
+    from cli.configuration import checked_settings
     from worker.celery_app import create_celery_app
     from worker.dispatch import OutboxRelay, relay_once, requeue_stale_jobs
     from worker.settings import WorkerSettings
@@ -48,7 +49,9 @@ def run_worker(
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for name in ("celery", "worker"):
         logging.getLogger(name).setLevel(loglevel.upper())
-    settings = WorkerSettings() if device is None else WorkerSettings(worker_device=device)
+    settings = checked_settings(
+        WorkerSettings if device is None else lambda: WorkerSettings(worker_device=device)
+    )
     app = create_celery_app(settings)
     context = app.ctrlgenaug_context.get()  # type: ignore[attr-defined]
     stale_after = timedelta(seconds=settings.stale_job_after_s)
@@ -117,11 +120,12 @@ def up(
 ) -> None:
     import uvicorn
 
+    from cli.configuration import checked_settings
     from cli.embedded_client import stop
     from migrations import upgrade
     from store.settings import get_settings
 
-    settings = get_settings()
+    settings = checked_settings(get_settings)
     data_dir = settings.data_dir.resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
     upgrade(settings.resolved_database_url)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import secrets
+import tempfile
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -10,7 +13,7 @@ from urllib.parse import urlsplit
 from pydantic import SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-DEVELOPMENT_SECRET_KEY = "ctrlgenaug-development-secret-key-do-not-use-in-production"
+SECRET_KEY_FILE = "secret_key"
 
 
 class Settings(BaseSettings):
@@ -36,7 +39,7 @@ class Settings(BaseSettings):
     presigned_expiry_s: int = 3600
     page_size_max: int = 500
 
-    secret_key: SecretStr = SecretStr(DEVELOPMENT_SECRET_KEY)
+    secret_key: SecretStr | None = None
     api_public_url: str | None = None
 
     @field_validator("s3_public_endpoint")
@@ -53,11 +56,13 @@ class Settings(BaseSettings):
         return f"{parts.scheme}://{parts.netloc}"
 
     @model_validator(mode="after")
-    def _refuse_default_secret_outside_development(self) -> Settings:
-        if self.environment != "development" and self.secret_key.get_secret_value() == DEVELOPMENT_SECRET_KEY:
+    def _refuse_missing_secrets_of_a_server_configuration(self) -> Settings:
+        if self.secret_key is not None and not self.secret_key.get_secret_value():
+            raise ValueError("secret_key: empty; set CTRLGENAUG_SECRET_KEY or leave it unset (embedded only)")
+        if self.secret_key is None and self.server_configuration:
             raise ValueError(
-                "secret_key: the built-in development secret is refused when environment="
-                f"{self.environment!r}; set CTRLGENAUG_SECRET_KEY"
+                "secret_key: not set; a server configuration (environment other than development, or an "
+                "external database, broker or S3) needs CTRLGENAUG_SECRET_KEY, the same in every process"
             )
         if (
             self.environment != "development"
@@ -69,6 +74,36 @@ class Settings(BaseSettings):
                 "(the built-in empty secret is accepted only when environment='development')"
             )
         return self
+
+    @property
+    def server_configuration(self) -> bool:
+        """Not the embedded default: several processes share servers (and must share one secret)."""
+        return self.environment != "development" or any(
+            (self.database_url, self.broker_url, self.s3_endpoint)
+        )
+
+    def signing_secret(self) -> str:
+        """`secret_key`, or in the embedded default a random secret made at first start and kept in the data
+        folder (`<data_dir>/secret_key`, mode 0600)."""
+        if self.secret_key is not None:
+            return self.secret_key.get_secret_value()
+        path = self.data_dir / SECRET_KEY_FILE
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, partial = tempfile.mkstemp(dir=path.parent, prefix=".secret-")  # mode 0600
+            try:
+                with os.fdopen(fd, "w") as out:
+                    out.write(secrets.token_urlsafe(48))
+                # link, not rename: the first process to start wins and the others read its secret
+                os.link(partial, path)
+            except FileExistsError:
+                pass
+            finally:
+                os.unlink(partial)
+        secret = path.read_text().strip()
+        if not secret:
+            raise ValueError(f"secret_key: the secret file {path} is empty; delete it to make a new one")
+        return secret
 
     @property
     def resolved_database_url(self) -> str:
