@@ -145,7 +145,11 @@ def verify(
         typer.echo(f"FAIL {error}", err=True)
     if not report.ok:
         raise typer.Exit(1)
-    typer.echo(f"OK {report.files_checked} files verified" + (" against the service" if lookup else ""))
+    typer.echo(
+        f"OK {report.files_checked} files verified"
+        + (" against the service" if lookup else "")
+        + f", {report.previews_checked} previews hashed"
+    )
 
 
 def _provenance_lookup(api: str, key: str):  # type: ignore[no-untyped-def]

@@ -9,7 +9,7 @@ import io
 import json
 import tempfile
 import zipfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,6 +39,7 @@ MANIFEST_COLUMNS = (
     "vae_seq",
     "theta",
     "preview",
+    "preview_sha256",
 )
 ZIP_DATE = (1980, 1, 1, 0, 0, 0)
 
@@ -62,7 +63,7 @@ CROISSANT_CONTEXT = {
     "recordSet": "cr:recordSet",
     "source": "cr:source",
 }
-_TEXT_COLUMNS = {"path", "clip_id", "sha256", "class", "preview"}
+_TEXT_COLUMNS = {"path", "clip_id", "sha256", "class", "preview", "preview_sha256"}
 _INTEGER_COLUMNS = {"bytes", "class_index", "bank", "index_in_bank", "seed"}
 
 
@@ -129,6 +130,7 @@ def manifest_row(clip: Clip) -> dict[str, Any]:
         "vae_seq": clip.vae_seq,
         "theta": clip.theta,
         "preview": preview,
+        "preview_sha256": "",
     }
 
 
@@ -220,7 +222,8 @@ def croissant_metadata(
 
 
 def iter_database_zip(session: Session, store: ObjectStore, job: Job) -> Iterator[bytes]:
-    """Stream the ZIP chunk by chunk; each clip is checked against its recorded SHA-256 on the way."""
+    """Stream the ZIP chunk by chunk; each clip is checked against its recorded SHA-256 on the way, each
+    preview is hashed on the way into its manifest row (written last)."""
     clips = kept_clips(session, job)
     rows = [manifest_row(clip) for clip in clips]
     sink = _ChunkSink()
@@ -230,7 +233,9 @@ def iter_database_zip(session: Session, store: ObjectStore, job: Job) -> Iterato
                 archive, sink, store, clip.object_key, row["path"], expected_sha256=clip.sha256
             )
             if row["preview"]:
-                yield from _stream_member(archive, sink, store, clip.preview_key or "", row["preview"])
+                row["preview_sha256"] = yield from _stream_member(
+                    archive, sink, store, clip.preview_key or "", row["preview"]
+                )
         manifest_bytes = manifest_csv(rows)
         metadata = croissant_metadata(job, rows, manifest_bytes, distinct_executions(clips))
         croissant = json.dumps(metadata, indent=2).encode()
@@ -249,7 +254,8 @@ def _stream_member(
     key: str,
     name: str,
     expected_sha256: str | None = None,
-) -> Iterator[bytes]:
+) -> Generator[bytes, None, str]:
+    """Stream one stored object into the archive; returns its SHA-256."""
     info = zipfile.ZipInfo(name, date_time=ZIP_DATE)
     info.compress_type = zipfile.ZIP_STORED
     digest = hashlib.sha256()
@@ -263,6 +269,7 @@ def _stream_member(
             f"object {key}: SHA-256 {digest.hexdigest()} differs from the recorded {expected_sha256}"
         )
     yield sink.drain()
+    return digest.hexdigest()
 
 
 def export_database(session: Session, store: ObjectStore, job: Job) -> ObjectInfo:
@@ -281,6 +288,7 @@ def export_database(session: Session, store: ObjectStore, job: Job) -> ObjectInf
 @dataclass
 class VerificationReport:
     files_checked: int = 0
+    previews_checked: int = 0
     errors: list[str] = field(default_factory=list)
 
     @property
@@ -291,18 +299,54 @@ class VerificationReport:
 ProvenanceLookup = Callable[[str], dict[str, Any] | None]
 
 
+def _unsafe_name(name: str) -> bool:
+    """Absolute (POSIX, Windows drive or UNC) or climbing out with `..`: never part of a database."""
+    parts = name.replace("\\", "/").split("/")
+    return name.startswith(("/", "\\")) or (len(name) > 1 and name[1] == ":") or ".." in parts
+
+
+def _archive_files(archive: zipfile.ZipFile, report: VerificationReport) -> dict[str, zipfile.ZipInfo]:
+    """The archive's files by name. Folder entries (a database unzipped and zipped again) hold nothing and are
+    skipped; unsafe names, duplicate names and folder entries holding bytes are reported."""
+    files: dict[str, zipfile.ZipInfo] = {}
+    for info in archive.infolist():
+        name = info.filename
+        if _unsafe_name(name):
+            report.errors.append(f"{name}: absolute or '..' path in the archive")
+        elif info.is_dir():
+            if info.file_size:
+                report.errors.append(f"{name}: folder entry holding {info.file_size} bytes")
+        elif name in files:
+            report.errors.append(f"{name}: in the archive more than once")
+        else:
+            files[name] = info
+    return files
+
+
+def _database_root(files: dict[str, zipfile.ZipInfo]) -> str | None:
+    """The prefix of the database's files: empty when manifest.csv sits at the top, "<folder>/" when it sits
+    in one top-level folder (a database unzipped into a folder and zipped again), None when it is missing."""
+    if MANIFEST_NAME in files:
+        return ""
+    inside = [name for name in files if name.count("/") == 1 and name.endswith("/" + MANIFEST_NAME)]
+    return inside[0][: -len(MANIFEST_NAME)] if len(inside) == 1 else None
+
+
 def verify_database_zip(path: Path, provenance_lookup: ProvenanceLookup | None = None) -> VerificationReport:
-    """Check every file against manifest.csv, manifest.csv against croissant.json, and (optionally) every
-    clip's checksum against the provenance record the service holds (`provenance_lookup(clip_id)`)."""
+    """Check every file against manifest.csv (clips and previews by SHA-256; any file the manifest does not
+    list fails, wherever it is), manifest.csv against croissant.json, and (optionally) every clip's checksum
+    against the provenance record the service holds (`provenance_lookup(clip_id)`)."""
     report = VerificationReport()
     with zipfile.ZipFile(path) as archive:
-        names = set(archive.namelist())
-        for required in (MANIFEST_NAME, CROISSANT_NAME):
-            if required not in names:
-                report.errors.append(f"{required}: missing from the archive")
-        if not report.ok:
+        files = _archive_files(archive, report)
+        root = _database_root(files)
+        if root is None:
+            report.errors.append(f"{MANIFEST_NAME}: missing from the archive")
             return report
-        manifest_bytes = archive.read(MANIFEST_NAME)
+        if root + CROISSANT_NAME not in files:
+            report.errors.append(f"{CROISSANT_NAME}: missing from the archive")
+            return report
+        manifest_bytes = archive.read(files[root + MANIFEST_NAME])
         # A damaged manifest or metadata file is a finding of the verification, not a crash of it.
         try:
             rows = list(csv.DictReader(io.StringIO(manifest_bytes.decode())))
@@ -310,12 +354,12 @@ def verify_database_zip(path: Path, provenance_lookup: ProvenanceLookup | None =
             report.errors.append(f"{MANIFEST_NAME}: unreadable ({exc})")
             return report
         try:
-            croissant = json.loads(archive.read(CROISSANT_NAME))
+            croissant = json.loads(archive.read(files[root + CROISSANT_NAME]))
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             report.errors.append(f"{CROISSANT_NAME}: unreadable ({exc})")
             croissant = {}
         _check_croissant(croissant, manifest_bytes, rows, report)
-        listed = set()
+        listed = {root + MANIFEST_NAME, root + CROISSANT_NAME}
         for number, row in enumerate(rows, start=2):
             try:
                 size = int(row["bytes"])
@@ -323,34 +367,46 @@ def verify_database_zip(path: Path, provenance_lookup: ProvenanceLookup | None =
             except (KeyError, TypeError, ValueError) as exc:
                 report.errors.append(f"{MANIFEST_NAME} row {number}: malformed ({exc!r})")
                 continue
-            listed.add(member)
-            _check_member(archive, names, member, sha256, size, report)
+            listed.add(root + member)
+            if _check_member(archive, files, root + member, sha256, size, report):
+                report.files_checked += 1
             if preview:
-                listed.add(preview)
+                listed.add(root + preview)
+                preview_sha256 = row.get("preview_sha256") or ""
+                if not preview_sha256:
+                    report.errors.append(f"{preview}: {MANIFEST_NAME} row {number} has no preview_sha256")
+                elif _check_member(archive, files, root + preview, preview_sha256, None, report):
+                    report.previews_checked += 1
             if provenance_lookup is not None:
                 _check_provenance(row, provenance_lookup(row["clip_id"]), report)
-        for extra in sorted(n for n in names - listed if n.startswith(("clips/", "previews/"))):
+        for extra in sorted(set(files) - listed):
             report.errors.append(f"{extra}: in the archive but not in {MANIFEST_NAME}")
     return report
 
 
 def _check_member(
-    archive: zipfile.ZipFile, names: set[str], name: str, sha256: str, size: int, report: VerificationReport
-) -> None:
-    if name not in names:
+    archive: zipfile.ZipFile,
+    files: dict[str, zipfile.ZipInfo],
+    name: str,
+    sha256: str,
+    size: int | None,
+    report: VerificationReport,
+) -> bool:
+    """Hash one listed file; False when it is missing."""
+    if name not in files:
         report.errors.append(f"{name}: listed in {MANIFEST_NAME} but missing")
-        return
+        return False
     digest = hashlib.sha256()
     read = 0
-    with archive.open(name) as member:
+    with archive.open(files[name]) as member:
         while chunk := member.read(1024 * 1024):
             digest.update(chunk)
             read += len(chunk)
-    report.files_checked += 1
     if digest.hexdigest() != sha256:
         report.errors.append(f"{name}: SHA-256 {digest.hexdigest()} does not match the manifest's {sha256}")
-    if read != size:
+    if size is not None and read != size:
         report.errors.append(f"{name}: {read} bytes, the manifest says {size}")
+    return True
 
 
 def _check_croissant(

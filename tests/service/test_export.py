@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
+import shutil
 import uuid
 import zipfile
 from collections.abc import Callable
@@ -120,7 +122,7 @@ def test_verify_against_the_service_provenance(
         return response.json()["provenance"] if response.status_code == 200 else None
 
     report = verify_database_zip(path, lookup)
-    assert report.ok and report.files_checked == 3
+    assert report.ok and (report.files_checked, report.previews_checked) == (3, 3)
     assert not verify_database_zip(path, lambda clip_id: None).ok
 
 
@@ -169,3 +171,104 @@ def test_database_before_export_is_a_conflict(
         response.status_code == 409
         and "not exported yet (job is queued)" in response.json()["detail"][0]["msg"]
     )
+
+
+def rezipped(original: Path, out: Path, replace: dict[str, bytes], add: dict[str, bytes]) -> Path:
+    """A copy of the database ZIP with members replaced and entries added (names kept as given)."""
+    with zipfile.ZipFile(original) as src, zipfile.ZipFile(out, "w") as dst:
+        for info in src.infolist():
+            dst.writestr(info, replace.get(info.filename, src.read(info)))
+        for name, data in add.items():
+            dst.writestr(name, data)
+    return out
+
+
+def test_manifest_hashes_every_preview(
+    client: TestClient, exported: tuple[dict[str, str], str], tmp_path: Path
+) -> None:
+    headers, job_id = exported
+    path = download(client, headers, job_id, tmp_path / "db.zip")
+    with zipfile.ZipFile(path) as archive:
+        rows = list(csv.DictReader(io.StringIO(archive.read("manifest.csv").decode())))
+        previews = {row["preview"]: hashlib.sha256(archive.read(row["preview"])).hexdigest() for row in rows}
+        records = json.loads(archive.read("croissant.json"))["recordSet"][0]["data"]
+    assert [row["preview_sha256"] for row in rows] == list(previews.values())
+    assert [r["clips/preview_sha256"] for r in records] == list(previews.values())
+    result = CliRunner().invoke(cli_app, ["verify", str(path)])
+    assert result.exit_code == 0 and "OK 3 files verified, 3 previews hashed" in result.output
+
+
+@pytest.mark.parametrize(
+    ("added", "error"),
+    [
+        ("../x", "../x: absolute or '..' path in the archive"),
+        ("/tmp/x", "/tmp/x: absolute or '..' path in the archive"),
+        ("clips/../../x", "clips/../../x: absolute or '..' path in the archive"),
+        ("notes.txt", "notes.txt: in the archive but not in manifest.csv"),
+        (
+            "clips/bank-0000/clip-0009.npz",
+            "clips/bank-0000/clip-0009.npz: in the archive but not in manifest.csv",
+        ),
+        ("extra/deep/x.bin", "extra/deep/x.bin: in the archive but not in manifest.csv"),
+    ],
+)
+def test_verify_fails_an_added_entry(
+    added: str, error: str, client: TestClient, exported: tuple[dict[str, str], str], tmp_path: Path
+) -> None:
+    headers, job_id = exported
+    original = download(client, headers, job_id, tmp_path / "db.zip")
+    tampered = rezipped(original, tmp_path / "tampered.zip", {}, {added: b"planted"})
+    assert verify_database_zip(tampered).errors == [error]
+    result = CliRunner().invoke(cli_app, ["verify", str(tampered)])
+    assert result.exit_code == 1 and f"FAIL {error}" in result.output
+
+
+def test_verify_fails_a_replaced_preview(
+    client: TestClient, exported: tuple[dict[str, str], str], tmp_path: Path
+) -> None:
+    headers, job_id = exported
+    original = download(client, headers, job_id, tmp_path / "db.zip")
+    preview = "previews/bank-0000/clip-0002.gif"
+    tampered = rezipped(original, tmp_path / "tampered.zip", {preview: b"GIF89a-replaced"}, {})
+    errors = verify_database_zip(tampered).errors
+    assert len(errors) == 1 and errors[0].startswith(f"{preview}: SHA-256 "), errors
+
+
+def test_verify_fails_a_second_entry_of_the_same_name(
+    client: TestClient, exported: tuple[dict[str, str], str], tmp_path: Path
+) -> None:
+    headers, job_id = exported
+    original = download(client, headers, job_id, tmp_path / "db.zip")
+    preview = "previews/bank-0001/clip-0000.gif"
+    with pytest.warns(UserWarning, match="Duplicate name"):
+        tampered = rezipped(original, tmp_path / "tampered.zip", {}, {preview: b"GIF89a-shadow"})
+    assert verify_database_zip(tampered).errors == [f"{preview}: in the archive more than once"]
+
+
+def test_verify_accepts_a_database_unzipped_and_zipped_again(
+    client: TestClient, exported: tuple[dict[str, str], str], tmp_path: Path
+) -> None:
+    """Zipping the unpacked folder adds folder entries ("clips/", ...); zipping the folder itself also puts
+    everything under one top-level folder. Both verify; a file the manifest does not list still fails."""
+    headers, job_id = exported
+    original = download(client, headers, job_id, tmp_path / "db.zip")
+    unpacked = tmp_path / "unpacked" / "db"
+    shutil.unpack_archive(original, unpacked)
+    contents = Path(shutil.make_archive(str(tmp_path / "contents"), "zip", root_dir=unpacked))
+    wrapped = Path(
+        shutil.make_archive(str(tmp_path / "wrapped"), "zip", root_dir=unpacked.parent, base_dir="db")
+    )
+    with zipfile.ZipFile(contents) as archive:
+        assert {"clips/", "clips/bank-0000/", "previews/"} <= set(archive.namelist())
+    with zipfile.ZipFile(wrapped) as archive:
+        assert {"db/", "db/manifest.csv"} <= set(archive.namelist())
+    for rezip in (contents, wrapped):
+        report = verify_database_zip(rezip)
+        assert report.ok and (report.files_checked, report.previews_checked) == (3, 3), report.errors
+    (unpacked / "clips" / "notes.txt").write_bytes(b"planted")
+    planted = Path(
+        shutil.make_archive(str(tmp_path / "planted"), "zip", root_dir=unpacked.parent, base_dir="db")
+    )
+    assert verify_database_zip(planted).errors == [
+        "db/clips/notes.txt: in the archive but not in manifest.csv"
+    ]
