@@ -15,6 +15,8 @@ MAX_SAMPLER_STEPS = 999
 
 T = TypeVar("T")
 MAX_SEED = 2**63 - 1
+# The filter's bound (filter.settings.MAX_KMEANS_SEED): scikit-learn's random_state is a uint32.
+MAX_KMEANS_SEED = 2**32 - 1
 # PostgreSQL text cannot hold NUL: such a string must be a 422 naming its field, not a database error.
 NUL_FREE = r"^[^\x00]*$"
 Text = Annotated[str, StringConstraints(pattern=NUL_FREE)]
@@ -92,7 +94,7 @@ class FilterIn(BaseModel):
 
     alpha: float = Field(1.0, gt=0.0)
     kmeans_k: int = Field(4, ge=3, le=32)
-    kmeans_seed: int = Field(0, ge=0)
+    kmeans_seed: int = Field(0, ge=0, le=MAX_KMEANS_SEED)
     similarity_threshold: float = Field(0.98, gt=-1.0, le=1.0)
     scope: Literal["group", "job"] = "group"
 

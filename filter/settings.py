@@ -6,6 +6,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+# scikit-learn's K-means random_state is a uint32.
+MAX_KMEANS_SEED = 2**32 - 1
+
 
 class FilterSettings(BaseModel):
     """Thresholds of the three filter stages; stored with every result and in the job manifest."""
@@ -16,7 +19,9 @@ class FilterSettings(BaseModel):
     kmeans_k: int = Field(
         default=4, ge=3, description="stage 2: K-means clusters on VAE-Seq; lowest and highest are dropped"
     )
-    kmeans_seed: int = Field(default=0, ge=0, description="stage 2: K-means random state")
+    kmeans_seed: int = Field(
+        default=0, ge=0, le=MAX_KMEANS_SEED, description="stage 2: K-means random state"
+    )
     similarity_threshold: float = Field(
         default=0.98,
         gt=-1.0,

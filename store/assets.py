@@ -8,10 +8,12 @@ import uuid
 
 import numpy as np
 from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from store.audit import append_event
-from store.models import Asset, AssetKind
+from store.models import Asset, AssetKind, utcnow
 from store.objects import ObjectStore
 from store.unit_of_work import StagedObjects
 
@@ -29,6 +31,13 @@ def load_npy(data: bytes) -> np.ndarray:
 def asset_object_keys(project_id: uuid.UUID, kind: AssetKind, sha256: str) -> tuple[str, str]:
     base = f"projects/{project_id}/assets/{kind.value}/{sha256}"
     return f"{base}/original", f"{base}/array.npy"
+
+
+ASSET_IDENTITY = ("project_id", "kind", "sha256")
+
+
+def _insert(session: Session):  # type: ignore[no-untyped-def]
+    return pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
 
 
 def find_asset(session: Session, project_id: uuid.UUID, kind: AssetKind, sha256: str) -> Asset | None:
@@ -59,25 +68,36 @@ def stage_asset(
     object_key, array_key = asset_object_keys(project_id, kind, sha256)
     staged.put(object_key, original, content_type=media_type)
     staged.put(array_key, npy_bytes(array), content_type="application/x-npy")
-    asset = Asset(
-        project_id=project_id,
-        kind=kind,
-        sha256=sha256,
-        media_type=media_type,
-        filename=filename,
-        shape=list(array.shape),
-        size_bytes=len(original),
-        object_key=object_key,
-        array_object_key=array_key,
-    )
-    session.add(asset)
-    session.flush()
-    append_event(
-        session,
-        project_id,
-        "asset.created",
-        {"asset_id": str(asset.id), "kind": kind.value, "sha256": sha256},
-    )
+    inserted = session.execute(
+        _insert(session)(Asset)
+        .values(
+            id=uuid.uuid4(),
+            project_id=project_id,
+            kind=kind,
+            sha256=sha256,
+            media_type=media_type,
+            filename=filename,
+            shape=list(array.shape),
+            size_bytes=len(original),
+            object_key=object_key,
+            array_object_key=array_key,
+            created_at=utcnow(),
+        )
+        .on_conflict_do_nothing(index_elements=ASSET_IDENTITY)
+        .returning(Asset.id)
+    ).scalar_one_or_none()
+    asset = find_asset(session, project_id, kind, sha256)
+    assert asset is not None
+    if inserted is None:
+        # a concurrent upload of the same bytes committed the row first; its objects are these, byte for byte
+        staged.keep(object_key, array_key)
+    else:
+        append_event(
+            session,
+            project_id,
+            "asset.created",
+            {"asset_id": str(asset.id), "kind": kind.value, "sha256": sha256},
+        )
     return asset
 
 

@@ -26,6 +26,10 @@ class StagedObjects:
         self.created.append(key)
         return info
 
+    def keep(self, *keys: str) -> None:
+        """Leave these objects in place on failure: a row committed by someone else points to them."""
+        self.created = [key for key in self.created if key not in keys]
+
     def discard(self) -> None:
         for key in reversed(self.created):
             self.store.delete(key)

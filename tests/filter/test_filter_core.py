@@ -312,3 +312,9 @@ def test_greedy_dedupe_matches_the_clip_by_clip_reference(block_size):
     ref_kept, ref_nearest = reference_greedy(latents, 0.98)
     assert kept.tolist() == ref_kept and 0 < sum(ref_kept) < len(ref_kept)
     np.testing.assert_allclose(nearest, ref_nearest, atol=1e-5)
+
+
+def test_kmeans_seed_is_bounded_to_what_scikit_learn_takes() -> None:
+    assert FilterSettings(kmeans_seed=2**32 - 1).kmeans_seed == 4294967295
+    with pytest.raises(ValidationError, match="kmeans_seed"):
+        FilterSettings(kmeans_seed=2**32)

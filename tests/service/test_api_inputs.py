@@ -143,6 +143,16 @@ BAD_JOBS: dict[str, tuple[Callable[[str], dict[str, Any]], list[Any], str]] = {
         ["body", "filter", "kmeans_k"],
         "greater than or equal to 3",
     ),
+    "kmeans seed past uint32": (
+        lambda m: job_body(m, filter={"kmeans_seed": 2**32}),
+        ["body", "filter", "kmeans_seed"],
+        "less than or equal to 4294967295",
+    ),
+    "kmeans seed 10^40": (
+        lambda m: job_body(m, filter={"kmeans_seed": 10**40}),
+        ["body", "filter", "kmeans_seed"],
+        "less than or equal to 4294967295",
+    ),
 }
 
 
