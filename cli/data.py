@@ -14,6 +14,7 @@ data_app = typer.Typer(
     help="Ingest labelled medical sequences into a clip set (manifest + clips).", no_args_is_help=True
 )
 
+DEMO_SOURCES_DIR = Path(__file__).resolve().parents[1] / ".cache" / "demo-sources"
 _WINDOW_HELP = (
     "'auto' (CT: ct:-1000,400; others: percentile:1,99), 'ct:LOW,HIGH' (HU) or 'percentile:LOW,HIGH'"
 )
@@ -103,9 +104,12 @@ def demo(
     size: int = typer.Option(64, min=8, help="clip frames are SIZE×SIZE"),
     frames: int = typer.Option(8, min=1, help="frames (slices) per clip"),
     sources_dir: Path = typer.Option(
-        Path(".cache/demo-sources"),
+        DEMO_SOURCES_DIR,
         envvar="CTRLGENAUG_DEMO_SOURCES_DIR",
-        help="where scripts/fetch_demo_sources.sh unpacked the Debian packages",
+        help="where scripts/fetch_demo_sources.sh unpacked the Debian packages (default: the repository's)",
+    ),
+    allow_missing: bool = typer.Option(
+        False, "--allow-missing", help="build from the sources found (PyPI's alone: no CT class)"
     ),
     test_fraction: float = typer.Option(0.2, min=0.0, max=0.99, help="share of clips for the test split"),
     seed: int = typer.Option(0, help="seed of the patient split and pathway sampling"),
@@ -114,8 +118,16 @@ def demo(
 ) -> None:
     """The demo clip set (US / CT / MR) from real images shipped by PyPI and Debian packages."""
     from ingest.build import BuildSettings
-    from ingest.demo import build_demo
+    from ingest.demo import DEMO_SOURCES, build_demo
 
+    missing = [source.origin for source in DEMO_SOURCES if source.locate(sources_dir) is None]
+    if missing and not allow_missing:
+        raise typer.BadParameter(
+            f"demo sources not found in {sources_dir}: {'; '.join(missing)}. Fetch them with "
+            "`make demo-sources` (scripts/fetch_demo_sources.sh), point --sources-dir at them, "
+            "or pass --allow-missing",
+            param_hint="--sources-dir",
+        )
     try:
         settings = BuildSettings(
             frames=frames, size=size, test_fraction=test_fraction, seed=seed, motion=motion

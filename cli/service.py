@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import zipfile
 from pathlib import Path
 from typing import Annotated
 
@@ -32,9 +33,10 @@ def serve_api(
     import uvicorn
 
     from cli.configuration import checked_settings
+    from cli.database import ensure_migrated
     from store.settings import get_settings
 
-    checked_settings(get_settings)
+    ensure_migrated(checked_settings(get_settings))
     uvicorn.run("api.main:app_from_environment", factory=True, host=host, port=port, workers=workers)
 
 
@@ -48,10 +50,11 @@ def db_upgrade(revision: Annotated[str, typer.Argument()] = "head") -> None:
 
 
 def _session():  # type: ignore[no-untyped-def]
-    from store.db import build_engine, build_sessionmaker
+    from cli.configuration import checked_settings
+    from cli.database import open_session
     from store.settings import get_settings
 
-    return build_sessionmaker(build_engine(get_settings().resolved_database_url))()
+    return open_session(checked_settings(get_settings))
 
 
 @keys_app.command("create", help="Create an API key for a project (the project is created if new).")
@@ -59,7 +62,10 @@ def keys_create(project: Annotated[str, typer.Option(help="project name")]) -> N
     from store.keys import create_api_key
 
     with _session() as session:
-        row, key = create_api_key(session, project)
+        try:
+            row, key = create_api_key(session, project)
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc), param_hint="--project") from exc
         session.commit()
         typer.echo(f"project {project}: key {row.prefix}… created; it is shown once:", err=True)
         typer.echo(key)
@@ -140,7 +146,10 @@ def verify(
         if key is None:
             raise typer.BadParameter("--key is needed with --api", param_hint="--key")
         lookup = _provenance_lookup(api, key)
-    report = verify_database_zip(database, lookup)
+    try:
+        report = verify_database_zip(database, lookup)
+    except zipfile.BadZipFile as exc:
+        raise typer.BadParameter(f"{database} is not a ZIP file ({exc})", param_hint="DATABASE") from exc
     for error in report.errors:
         typer.echo(f"FAIL {error}", err=True)
     if not report.ok:
@@ -156,6 +165,7 @@ def _provenance_lookup(api: str, key: str):  # type: ignore[no-untyped-def]
     import httpx
 
     client = httpx.Client(base_url=api.rstrip("/"), headers={"Authorization": f"Bearer {key}"}, timeout=30)
+    client.get("/v1/jobs", params={"limit": 1}).raise_for_status()  # the URL, the service and the key
 
     def lookup(clip_id: str) -> dict | None:
         response = client.get(f"/v1/clips/{clip_id}")

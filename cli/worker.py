@@ -42,6 +42,7 @@ def run_worker(
     from datetime import timedelta
 
     from cli.configuration import checked_settings
+    from cli.database import ensure_migrated
     from worker.celery_app import create_celery_app
     from worker.dispatch import OutboxRelay, relay_once, requeue_stale_jobs
     from worker.settings import WorkerSettings
@@ -52,6 +53,7 @@ def run_worker(
     settings = checked_settings(
         WorkerSettings if device is None else lambda: WorkerSettings(worker_device=device)
     )
+    ensure_migrated(settings)
     app = create_celery_app(settings)
     context = app.ctrlgenaug_context.get()  # type: ignore[attr-defined]
     stale_after = timedelta(seconds=settings.stale_job_after_s)

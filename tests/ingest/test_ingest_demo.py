@@ -22,7 +22,7 @@ def test_demo_from_pypi_data_only_skips_debian_sources(tmp_path: Path) -> None:
     out = tmp_path / "demo"
     result = CliRunner().invoke(
         app,
-        ["data", "demo", "--out", str(out), "--size", "32", "--no-motion"],
+        ["data", "demo", "--out", str(out), "--size", "32", "--no-motion", "--allow-missing"],
         env={"CTRLGENAUG_DEMO_SOURCES_DIR": str(tmp_path / "not-fetched")},
     )
     assert result.exit_code == 0, result.output
