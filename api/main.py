@@ -5,11 +5,14 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from fastapi import FastAPI
+from fastapi.responses import RedirectResponse
+from fastapi_offline import FastAPIOffline
 
 from api import console
 from api.errors import install_error_handlers
 from api.limits import BodySizeLimitMiddleware
 from api.metrics import MetricsMiddleware, ServiceMetrics
+from api.openapi_docs import install_operation_docs
 from api.routers import assets, audit, clips, datasets, jobs, objects, system
 from api.state import MotionExtractor, build_state
 from store.objects import ObjectStore
@@ -18,6 +21,7 @@ from store.provenance import software_version
 from store.settings import Settings, get_settings
 
 MULTIPART_OVERHEAD_BYTES = 64 * 1024
+DOCS_ASSETS_ROUTE = "/docs-assets"
 
 
 def create_app(
@@ -36,12 +40,15 @@ def create_app(
         check_broker=check_broker,
         extract_motion=extract_motion,
     )
-    app = FastAPI(
+    # Swagger UI and ReDoc assets from the installed fastapi-offline package: /docs works without internet
+    app = FastAPIOffline(
         title="Ctrl-GenAug",
         version=software_version(),
         description="Synthetic, quality-filtered databases of medical sequences (Ctrl-GenAug).",
+        static_url=DOCS_ASSETS_ROUTE,
     )
     app.state.service = state
+    install_operation_docs(app)
     install_error_handlers(app)
     app.state.metrics = ServiceMetrics(state.sessionmaker)
     for router in (
@@ -55,6 +62,7 @@ def create_app(
     ):
         app.include_router(router)
     app.include_router(console.router)
+    app.add_api_route("/", lambda: RedirectResponse("/console", status_code=303), include_in_schema=False)
     app.mount(console.STATIC_ROUTE, console.static_files(), name="console-static")
     app.add_middleware(
         BodySizeLimitMiddleware, max_bytes=settings.max_upload_bytes + MULTIPART_OVERHEAD_BYTES

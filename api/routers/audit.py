@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query, Request
 from sqlalchemy import select
 
 from api.deps import ProjectDep, SessionDep
@@ -17,24 +18,40 @@ from store.models import AuditEvent
 router = APIRouter(prefix="/v1/audit", tags=["audit"], responses=ERROR_RESPONSES)
 
 
-@router.get("/events", response_model=Page[AuditEventOut])
+EVENT_FILTERS = ("kind", "job", "clip", "cursor", "limit")
+
+
+def known_filters_only(request: Request) -> None:
+    for name in request.query_params:
+        if name not in EVENT_FILTERS:
+            raise field_error(
+                422, ["query", name], f"unknown filter; the filters are {', '.join(EVENT_FILTERS)}"
+            )
+
+
+@router.get("/events", response_model=Page[AuditEventOut], dependencies=[Depends(known_filters_only)])
 def list_events(
     session: SessionDep,
     project: ProjectDep,
+    kind: Annotated[
+        str | None, Query(max_length=100, pattern=r"^[a-z_]+(\.[a-z_]+)*$", description="e.g. job.created")
+    ] = None,
+    job: Annotated[uuid.UUID | None, Query(description="events of this job")] = None,
+    clip: Annotated[uuid.UUID | None, Query(description="events of this clip")] = None,
     cursor: str | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> Page[AuditEventOut]:
     after = decode_cursor(cursor, 1)[0] if cursor is not None else 0
     if isinstance(after, bool) or not isinstance(after, int) or not 0 <= after < 2**31:
         raise field_error(422, ["query", "cursor"], "malformed cursor")
-    events = list(
-        session.scalars(
-            select(AuditEvent)
-            .where(AuditEvent.project_id == project.id, AuditEvent.seq > after)
-            .order_by(AuditEvent.seq)
-            .limit(limit + 1)
-        )
-    )
+    query = select(AuditEvent).where(AuditEvent.project_id == project.id, AuditEvent.seq > after)
+    if kind is not None:
+        query = query.where(AuditEvent.kind == kind)
+    if job is not None:
+        query = query.where(AuditEvent.payload["job_id"].as_string() == str(job))
+    if clip is not None:
+        query = query.where(AuditEvent.payload["clip_id"].as_string() == str(clip))
+    events = list(session.scalars(query.order_by(AuditEvent.seq).limit(limit + 1)))
     next_cursor = None
     if len(events) > limit:
         events = events[:limit]

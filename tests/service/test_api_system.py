@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from fastapi.testclient import TestClient
 
@@ -70,3 +72,35 @@ def test_an_unexpected_error_is_a_json_500_with_a_reference_and_no_internals(
     reference = error["msg"].split("reference ")[1].split(";")[0]
     assert len(reference) == 12
     assert any(reference in r.getMessage() and r.exc_info for r in caplog.records)
+
+
+def test_docs_are_served_from_the_installed_package_without_internet(client: TestClient) -> None:
+    page = client.get("/docs").text
+    scripts = re.findall(r'<script src="([^"]+)"', page) + re.findall(r'<link [^>]*href="([^"]+)"', page)
+    assert scripts and all(url.startswith("/docs-assets/") for url in scripts), scripts
+    for url in scripts:
+        asset = client.get(url)
+        assert asset.status_code == 200 and len(asset.content) > 1000, url
+    redoc = client.get("/redoc").text
+    assert all(url.startswith("/docs-assets/") for url in re.findall(r'<script src="([^"]+)"', redoc))
+
+
+def test_every_operation_has_a_description_and_an_example_request(client: TestClient) -> None:
+    spec = client.get("/openapi.json").json()
+    for path, operations in spec["paths"].items():
+        for method, operation in operations.items():
+            name = f"{method.upper()} {path}"
+            assert "Example request:" in operation.get("description", ""), name
+            (sample,) = operation["x-codeSamples"]
+            assert sample["source"].startswith("curl ") and path.split("{")[0].rstrip("/") in sample["source"]
+            for media in operation.get("requestBody", {}).get("content", {}).values():
+                if "example" in media:
+                    assert media["example"]["model"], name
+    job_body = spec["paths"]["/v1/jobs"]["post"]["requestBody"]["content"]["application/json"]
+    assert {"model", "banks", "sampler"} <= set(job_body["example"])
+
+
+def test_the_root_leads_to_the_console(client: TestClient) -> None:
+    response = client.get("/", follow_redirects=False)
+    assert response.status_code == 303 and response.headers["location"] == "/console"
+    assert client.get("/").url.path == "/console/jobs"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
 
 import pytest
@@ -95,3 +96,38 @@ def test_api_lists_events_and_verifies(
         session.commit()
     verdict = client.get("/v1/audit/verify", headers=headers).json()
     assert verdict["ok"] is False and verdict["first_bad_seq"] == 2
+
+
+def test_api_filters_events_by_kind_job_and_clip(
+    client: TestClient,
+    make_key: Callable[[str], dict[str, str]],
+    sessions: sessionmaker[Session],
+    tiny_model: str,
+) -> None:
+    headers = make_key("filtered")
+    jobs = [
+        client.post(
+            "/v1/jobs", headers=headers, json={"model": tiny_model, "banks": [{"samples": 1}]}
+        ).json()["id"]
+        for _ in range(2)
+    ]
+    clip = str(uuid.uuid4())
+    with sessions() as session:
+        project = get_or_create_project(session, "filtered")
+        append_event(session, project.id, "clip.stored", {"job_id": jobs[1], "clip_id": clip})
+        session.commit()
+
+    def events(**params: str) -> list[tuple[str, str | None]]:
+        response = client.get("/v1/audit/events", headers=headers, params=params)
+        assert response.status_code == 200, response.text
+        return [(e["kind"], e["payload"].get("job_id")) for e in response.json()["items"]]
+
+    assert events(kind="job.created") == [("job.created", jobs[0]), ("job.created", jobs[1])]
+    assert events(job=jobs[1]) == [("job.created", jobs[1]), ("clip.stored", jobs[1])]
+    assert events(clip=clip) == [("clip.stored", jobs[1])]
+    assert events(kind="job.created", job=jobs[0]) == [("job.created", jobs[0])]
+    assert events(kind="job.failed") == []
+    unknown = client.get("/v1/audit/events", headers=headers, params={"knd": "job.created"})
+    assert unknown.status_code == 422 and unknown.json()["detail"][0]["loc"] == ["query", "knd"]
+    for bad in ({"kind": "Job Created"}, {"job": "not-a-uuid"}):
+        assert client.get("/v1/audit/events", headers=headers, params=bad).status_code == 422
