@@ -124,6 +124,13 @@ class BanksFromIn(BaseModel):
         description="give each class enough samples that real + synthetic clips equal the majority class's "
         "(majority count × (1 + samples_per_bank))",
     )
+    max_banks: int | None = Field(
+        None,
+        ge=1,
+        le=10000,
+        description="at most this many banks: training clips drawn at random from the job's seed, spread evenly "
+        "over the classes (with balance_to_majority each class's synthetic total is kept, over fewer banks)",
+    )
 
 
 class JobIn(BaseModel):

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
-from pydantic import SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 SECRET_KEY_FILE = "secret_key"
@@ -38,6 +38,27 @@ class Settings(BaseSettings):
     max_clip_voxels: int = 256 * 1024 * 1024
     presigned_expiry_s: int = 3600
     page_size_max: int = 500
+
+    # Quotas (docs/contracts.md "Quotas"): one job's work, and what one project may have waiting and stored.
+    max_job_clips: int = Field(default=20_000, ge=1, description="most clips one job may plan")
+    max_job_clip_steps: int = Field(
+        default=4_000_000, ge=1, description="most clips × denoising steps one job may plan"
+    )
+    max_project_unfinished_jobs: int = Field(
+        default=50, ge=1, description="most queued or running jobs of one project"
+    )
+    max_project_queued_clip_steps: int = Field(
+        default=8_000_000, ge=1, description="most clips × steps not yet sampled, over a project's unfinished jobs"
+    )
+    max_project_storage_bytes: int = Field(
+        default=200 * 1024**3,
+        ge=1,
+        description="most bytes of clips, uploads and databases one project may store (new jobs are counted "
+        "at their planned uint8 frame bytes)",
+    )
+    quota_retry_after_s: int = Field(
+        default=60, ge=1, description="Retry-After of a 429 for a full project quota"
+    )
 
     secret_key: SecretStr | None = None
     api_public_url: str | None = None

@@ -96,8 +96,9 @@ def generate_job(
     """Sample and store the job's clips that have no row yet; returns how many were stored.
 
     Clips of different banks share batches (the fast path sizes them from free GPU memory). The clip
-    writer stores each clip and marks a bank done after its last clip, off the sampling thread. Running it
-    again after a crash or redelivery stores each clip exactly once.
+    writer stores each clip and marks a bank done after its last clip, off the sampling thread; sampling
+    stops at the next batch once the writer failed. Running it again after a crash, a failed write or a
+    redelivery stores each clip exactly once.
     """
     with sessions() as session:
         job = session.get_one(Job, job_id)
@@ -117,6 +118,7 @@ def generate_job(
                 progress=monitor.step,
                 should_cancel=monitor.should_stop,
             ):
+                writer.raise_if_failed()
                 for position, frames in zip(positions, clips, strict=True):
                     slot = slots[position]
                     writer.submit(slot, frames)

@@ -18,11 +18,12 @@ from sqlalchemy.orm import Session
 from store.audit import append_event
 from store.export import export_database
 from store.models import FINISHED_JOB_STATUSES, Bank, BankStatus, Job, JobStatus, utcnow
+from store.outbox import RUN_JOB_TASK, add_message, dispatch_outbox
 from worker.context import WorkerContext
 from worker.filtering import filter_job
 from worker.generation import generate_job
 from worker.locks import job_lock
-from worker.monitor import CANCELLED, SHUTTING_DOWN, JobInterrupted, JobMonitor
+from worker.monitor import CANCELLED, SHUTTING_DOWN, YIELDED, JobInterrupted, JobMonitor
 
 logger = logging.getLogger(__name__)
 
@@ -92,20 +93,42 @@ def begin_delivery(ctx: WorkerContext, job_id: uuid.UUID) -> JobStatus | str:
         deliveries = job.deliveries
         if deliveries > ctx.settings.worker_max_deliveries:
             session.commit()
+            last_error = job.error or (
+                "none recorded: its worker stopped during each delivery (killed, out of memory or crashed)"
+            )
             error = (
                 f"poison job: delivered {deliveries} times without finishing "
-                f"(worker_max_deliveries={ctx.settings.worker_max_deliveries}); last error: {job.error}"
+                f"(worker_max_deliveries={ctx.settings.worker_max_deliveries}); last error: {last_error}"
             )
             _finish(ctx, job_id, JobStatus.failed, error, {"deliveries": deliveries})
             return JobStatus.failed
         if job_status == JobStatus.queued:
             job.status = job_status = JobStatus.generating
-            job.started_at = utcnow()
-            append_event(
-                session, job.project_id, "job.started", {"job_id": str(job_id), "deliveries": deliveries}
-            )
+            if job.started_at is None:  # not a job resumed after yielding its turn
+                job.started_at = utcnow()
+                append_event(
+                    session, job.project_id, "job.started", {"job_id": str(job_id), "deliveries": deliveries}
+                )
         session.commit()
         return job_status
+
+
+def _yield_turn(ctx: WorkerContext, job_id: uuid.UUID) -> None:
+    """Back to `queued` (uncounted) with a new run message at the back of the queue: the worker turns to
+    another project's job and this one resumes from its stored clips later."""
+    with ctx.sessions() as session:
+        job = _job_for_update(session, job_id)
+        assert job is not None
+        job.status = JobStatus.queued
+        job.deliveries -= 1
+        session.execute(
+            update(Bank)
+            .where(Bank.job_id == job_id, Bank.status == BankStatus.generating)
+            .values(status=BankStatus.pending)
+        )
+        add_message(session, RUN_JOB_TASK, {"job_id": str(job_id)}, job_id=job_id)
+        session.commit()
+        dispatch_outbox(session, ctx.send_task)
 
 
 def _generate(ctx: WorkerContext, job_id: uuid.UUID, monitor: JobMonitor) -> None:
@@ -174,6 +197,7 @@ def _run_phases(ctx: WorkerContext, job_id: uuid.UUID, status: JobStatus) -> Non
         time_limit_s=ctx.settings.task_time_limit_s,
         poll_interval_s=ctx.settings.cancel_poll_interval_s,
         progress_interval_s=ctx.settings.progress_interval_s,
+        fair_share_slice_s=ctx.settings.worker_fair_share_slice_s,
     )
     for phase in PHASE_ORDER[PHASE_ORDER.index(status) :]:
         PHASES[phase](ctx, job_id, monitor)
@@ -199,6 +223,10 @@ def process_job(ctx: WorkerContext, job_id: uuid.UUID) -> JobStatus | str:
                     session.execute(update(Job).where(Job.id == job_id).values(deliveries=Job.deliveries - 1))
                     session.commit()
                 raise RequeueJob(str(exc)) from exc
+            if exc.reason == YIELDED:
+                logger.info("job %s: %s", job_id, exc)
+                _yield_turn(ctx, job_id)
+                return JobStatus.queued
             if exc.reason == CANCELLED:
                 _finish(ctx, job_id, JobStatus.cancelled, None, {})
                 return JobStatus.cancelled

@@ -11,12 +11,12 @@ from collections.abc import Callable
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from store.models import Job
+from store.models import Job, JobStatus
 
 # Set when the worker process begins a warm shutdown (Celery's `worker_shutting_down` signal).
 SHUTDOWN = threading.Event()
 
-CANCELLED, TIME_LIMIT, SHUTTING_DOWN = "cancelled", "time_limit", "shutdown"
+CANCELLED, TIME_LIMIT, SHUTTING_DOWN, YIELDED = "cancelled", "time_limit", "shutdown", "yielded"
 
 
 class JobInterrupted(Exception):
@@ -37,6 +37,7 @@ class JobMonitor:
         time_limit_s: float,
         poll_interval_s: float,
         progress_interval_s: float,
+        fair_share_slice_s: float = float("inf"),
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.sessions = sessions
@@ -46,6 +47,8 @@ class JobMonitor:
         self.progress_interval_s = progress_interval_s
         self.clock = clock
         self.deadline = clock() + time_limit_s
+        self.slice_ends = clock() + fair_share_slice_s
+        self._waiting_polled_at = -float("inf")
         self._polled_at = -float("inf")
         self._cancel_requested = False
         self._progress_at = -float("inf")
@@ -72,6 +75,24 @@ class JobMonitor:
         elif self.cancel_requested():
             self.interruption = JobInterrupted(CANCELLED, "cancelled on request")
         return self.interruption is not None
+
+    def should_yield(self) -> bool:
+        """Between batches: True (and `interruption` set) once this delivery has had its slice while a job of
+        another project waits in the queue (fair share: the worker turns to it, this job goes to the back)."""
+        now = self.clock()
+        if now < self.slice_ends or now - self._waiting_polled_at < self.poll_interval_s:
+            return False
+        self._waiting_polled_at = now
+        with self.sessions() as session:
+            project_id = select(Job.project_id).where(Job.id == self.job_id).scalar_subquery()
+            waiting = session.scalar(
+                select(Job.id)
+                .where(Job.status == JobStatus.queued, Job.project_id != project_id, ~Job.cancel_requested)
+                .limit(1)
+            )
+        if waiting is not None:
+            self.interruption = JobInterrupted(YIELDED, f"yielded to job {waiting} of another project")
+        return waiting is not None
 
     def check(self) -> None:
         """Raise `JobInterrupted` between the phases of a job."""

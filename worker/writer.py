@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -108,7 +108,11 @@ def finish_bank(sessions: sessionmaker[Session], bank_id: uuid.UUID) -> None:
 
 class ClipWriter:
     """One background thread stores clips (and marks banks done) in submission order while the caller
-    samples the next batch."""
+    samples the next batch.
+
+    The first failure stops it: later work is skipped, so a bank is never marked done after one of its clips
+    failed to store (the next delivery samples that clip again), and `raise_if_failed` lets the sampling stop.
+    """
 
     def __init__(
         self, sessions: sessionmaker[Session], store: ObjectStore, execution: Mapping[str, Any]
@@ -118,15 +122,32 @@ class ClipWriter:
         self.execution = execution
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="clip-writer")
         self._pending: list[Future[object]] = []
+        self._error: BaseException | None = None
+
+    def _unless_failed(self, work: Callable[..., object], *args: object) -> object:
+        if self._error is not None:
+            return None
+        try:
+            return work(*args)
+        except BaseException as exc:
+            self._error = exc
+            raise
 
     def submit(self, slot: ClipSlot, frames: np.ndarray) -> None:
         self._pending.append(
-            self._executor.submit(store_clip, self.sessions, self.store, slot, frames, self.execution)
+            self._executor.submit(
+                self._unless_failed, store_clip, self.sessions, self.store, slot, frames, self.execution
+            )
         )
 
     def finish_bank(self, bank_id: uuid.UUID) -> None:
         """Mark the bank done once the clips submitted before are stored."""
-        self._pending.append(self._executor.submit(finish_bank, self.sessions, bank_id))
+        self._pending.append(self._executor.submit(self._unless_failed, finish_bank, self.sessions, bank_id))
+
+    def raise_if_failed(self) -> None:
+        """Re-raise the error that stopped the writer, if one did."""
+        if self._error is not None:
+            raise self._error
 
     def wait(self) -> None:
         """Block until everything submitted is done; re-raise the first error."""

@@ -15,7 +15,9 @@ from sqlalchemy.orm import Session
 
 from api.deps import ProjectDep, SessionDep, StateDep
 from api.errors import ERROR_RESPONSES, ErrorResponse, field_error, not_found
+from api.job_planning import balanced_samples, select_clips
 from api.pagination import decode_cursor, encode_cursor
+from api.quotas import JobPlan, check_job_size, check_project_quota
 from api.schemas import NUL_FREE, BanksFromIn, ClipOut, DatabaseLink, JobIn, JobOut, JobSummary, Page
 from api.views import clip_out, job_out, job_summary
 from store.audit import append_event
@@ -26,6 +28,7 @@ from store.models import (
     Bank,
     Clip,
     Dataset,
+    DatasetClip,
     Job,
     JobStatus,
     ModelRecord,
@@ -103,18 +106,8 @@ def _banks_from_request(session: Session, project: Project, model: ModelRecord, 
     return banks
 
 
-def balanced_samples(clips_per_class: dict[str, int], samples_per_bank: int) -> dict[str, list[int]]:
-    """Samples per bank so every class reaches real + synthetic = majority × (1 + samples_per_bank)."""
-    target = max(clips_per_class.values()) * (1 + samples_per_bank)
-    plan = {}
-    for name, count in clips_per_class.items():
-        base, extra = divmod(target - count, count)
-        plan[name] = [base + (1 if i < extra else 0) for i in range(count)]
-    return plan
-
-
 def _banks_from_dataset(
-    session: Session, project: Project, model: ModelRecord, source: BanksFromIn
+    session: Session, project: Project, model: ModelRecord, source: BanksFromIn, seed: int
 ) -> list[Bank]:
     loc: list[str | int] = ["body", "banks_from"]
     query = select(Dataset).where(Dataset.project_id == project.id)
@@ -132,18 +125,27 @@ def _banks_from_dataset(
                 422, [*loc, "classes"], f"unknown class {name!r}; dataset has {dataset.class_names}"
             )
         _class_index(model, name, [*loc, "classes"])
-    clips = [clip for clip in dataset.clips if clip.class_name in classes]
-    if not clips:
+    by_class: dict[str, list[DatasetClip]] = {name: [] for name in classes}
+    for clip in dataset.clips:
+        if clip.class_name in by_class:
+            by_class[clip.class_name].append(clip)
+    by_class = {name: clips for name, clips in by_class.items() if clips}
+    if not by_class:
         raise field_error(422, [*loc, "classes"], "no training clips of these classes in the dataset")
-    counts = {
-        name: sum(c.class_name == name for c in clips)
-        for name in classes
-        if any(c.class_name == name for c in clips)
-    }
-    plan = balanced_samples(counts, source.samples_per_bank) if source.balance_to_majority else None
-    taken = dict.fromkeys(counts, 0)
+    chosen = by_class if source.max_banks is None else select_clips(by_class, source.max_banks, seed)
+    plan = None
+    if source.balance_to_majority:
+        plan = balanced_samples(
+            {name: len(clips) for name, clips in by_class.items()},
+            source.samples_per_bank,
+            {name: len(clips) for name, clips in chosen.items()},
+        )
+    picked = {clip.id for clips in chosen.values() for clip in clips}
+    taken = dict.fromkeys(by_class, 0)
     banks: list[Bank] = []
-    for clip in clips:
+    for clip in dataset.clips:
+        if clip.id not in picked:
+            continue
         samples = source.samples_per_bank
         if plan is not None:
             samples = plan[clip.class_name][taken[clip.class_name]]
@@ -186,6 +188,11 @@ def _replay(job: Job, request: dict[str, Any], response: Response) -> JobOut:
     responses={
         200: {"model": JobOut, "description": "replayed: the job of this Idempotency-Key"},
         **CONFLICT,
+        429: {
+            "model": ErrorResponse,
+            "description": "a project quota is full (unfinished jobs, queued clip-steps or storage); "
+            "Retry-After says when to try again, `msg` names the limit",
+        },
     },
 )
 def submit_job(
@@ -205,24 +212,31 @@ def submit_job(
     if model is None:
         known = sorted({name for name in session.scalars(select(ModelRecord.name))})
         raise field_error(422, ["body", "model"], f"unknown model {body.model!r}; registered: {known}")
+    seed = body.seed if body.seed is not None else secrets.randbits(31)
+    steps = body.sampler.steps
     if body.banks is not None:
+        plan = JobPlan(banks=len(body.banks), clips=sum(bank.samples for bank in body.banks), steps=steps)
+        check_job_size(state.settings, plan, ["body", "banks"])
         banks = _banks_from_request(session, project, model, body)
     else:
         assert body.banks_from is not None
-        banks = _banks_from_dataset(session, project, model, body.banks_from)
+        banks = _banks_from_dataset(session, project, model, body.banks_from, seed)
+        plan = JobPlan(banks=len(banks), clips=sum(bank.samples for bank in banks), steps=steps)
+        check_job_size(state.settings, plan, ["body", "banks_from"])
+    check_project_quota(session, state.settings, project, model, plan)
     job = Job(
         project_id=project.id,
         model_id=model.id,
         status=JobStatus.queued,
         idempotency_key=idempotency_key,
         request=request,
-        seed=body.seed if body.seed is not None else secrets.randbits(31),
+        seed=seed,
         sampler=body.sampler.model_dump(mode="json"),
         filter_settings=body.filter.model_dump(mode="json"),
         banks=banks,
-        banks_total=len(banks),
-        clips_total=sum(b.samples for b in banks),
-        denoise_steps=body.sampler.steps,
+        banks_total=plan.banks,
+        clips_total=plan.clips,
+        denoise_steps=steps,
         dropped_counts={},
         timings={},
     )

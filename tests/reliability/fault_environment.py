@@ -143,6 +143,7 @@ class RoundRecord:
     duplicates: int
     orphans: int
     error: str | None = None
+    lost_clips: list[str] = field(default_factory=list)  # each lost clip and why (`lost_clip_reasons`)
 
 
 @dataclass
@@ -282,6 +283,43 @@ def expected_keys(job: Job) -> set[str]:
     return keys | {scores_object_key(job.id), database_object_key(job.id)}
 
 
+def lost_clip_reasons(env: FaultEnvironment, job: Job, clips: list[Clip]) -> list[str]:
+    """One line per lost clip, naming it and why: a row whose object is missing or holds other bytes, or (for
+    a succeeded job) a slot without a row, with its bank's status, the objects left under its keys, the job's
+    deliveries and last error, and the worker log lines that mention it."""
+    reasons = []
+    for clip in clips:
+        name = f"bank {clip.bank.index} clip {clip.index_in_bank} ({clip.object_key})"
+        try:
+            stored = env.store.get(clip.object_key)
+        except KeyError:
+            reasons.append(f"{name}: the row is committed but the object is missing")
+            continue
+        digest = hashlib.sha256(stored).hexdigest()
+        if digest != clip.sha256 or len(stored) != clip.size_bytes:
+            reasons.append(
+                f"{name}: the object holds {len(stored)} bytes with SHA-256 {digest[:12]}, the row says "
+                f"{clip.size_bytes} bytes with {clip.sha256[:12]}"
+            )
+    if job.status == JobStatus.succeeded:
+        stored_slots = {(clip.bank.index, clip.index_in_bank) for clip in clips}
+        log = env.worker.log.read_text(errors="replace").splitlines() if env.worker.log.exists() else []
+        for bank in sorted(job.banks, key=lambda b: b.index):
+            for index in sorted(set(range(bank.samples)) - {i for b, i in stored_slots if b == bank.index}):
+                keys = (
+                    clip_object_key(job.id, bank.index, index),
+                    clip_preview_key(job.id, bank.index, index, "gif"),
+                )
+                left = [key for key in keys if env.store.exists(key)]
+                mentions = [line for line in log if keys[0] in line][-3:]
+                reasons.append(
+                    f"bank {bank.index} clip {index} ({keys[0]}): no row, yet the job succeeded; bank status "
+                    f"{bank.status.value}, objects left {left}, {job.deliveries} deliveries, last job error "
+                    f"{job.error!r}; worker log: {mentions}"
+                )
+    return reasons
+
+
 def check_round(env: FaultEnvironment, job_id: uuid.UUID) -> dict[str, Any]:
     """The invariants every faulted job must end with; returns the counts recorded in docs/reliability.md."""
     with env.sessions() as session:
@@ -289,20 +327,11 @@ def check_round(env: FaultEnvironment, job_id: uuid.UUID) -> dict[str, Any]:
         assert job.status in (JobStatus.succeeded, JobStatus.failed), job.status
         if job.status == JobStatus.failed:
             assert job.error, "a failed job must say why"
-        clips = session.scalars(select(Clip).where(Clip.job_id == job_id)).all()
+        clips = list(session.scalars(select(Clip).where(Clip.job_id == job_id)).all())
         slots = Counter((clip.bank_id, clip.index_in_bank) for clip in clips)
         duplicates = sum(n - 1 for n in slots.values())
-        lost = 0
-        for clip in clips:
-            try:
-                stored = env.store.get(clip.object_key)
-            except KeyError:
-                lost += 1
-                continue
-            if hashlib.sha256(stored).hexdigest() != clip.sha256 or len(stored) != clip.size_bytes:
-                lost += 1
-        if job.status == JobStatus.succeeded:
-            lost += job.clips_total - len(clips)
+        lost_clips = lost_clip_reasons(env, job, clips)
+        lost = len(lost_clips)
         present = {info.key for info in env.store.list(f"jobs/{job_id}/")}
         orphans = sorted(present - referenced_keys(session))
         removed = sweep_orphans(env.store, session, min_age=timedelta(0))
@@ -313,7 +342,7 @@ def check_round(env: FaultEnvironment, job_id: uuid.UUID) -> dict[str, Any]:
         keys = expected_keys(job)
     assert present <= keys, sorted(present - keys)
     assert duplicates == 0
-    assert lost == 0
+    assert lost == 0, "lost clips:\n" + "\n".join(lost_clips)
     if job.status == JobStatus.succeeded:
         assert orphans == [], orphans
         assert len(clips) == job.clips_total
@@ -330,4 +359,5 @@ def check_round(env: FaultEnvironment, job_id: uuid.UUID) -> dict[str, Any]:
         "duplicates": duplicates,
         "orphans": len(orphans),
         "error": job.error,
+        "lost_clips": lost_clips,
     }

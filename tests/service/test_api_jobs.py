@@ -13,7 +13,7 @@ from service_files import row_counts
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from api.routers.jobs import balanced_samples
+from api.job_planning import balanced_samples
 from store.models import Bank, Job, JobStatus, OutboxMessage
 from store.outbox import RUN_JOB_TASK, dispatch_outbox
 

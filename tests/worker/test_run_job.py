@@ -8,9 +8,11 @@ import uuid
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
+import urllib3
 from sqlalchemy import func, select
 
 from filter.core import FilterSettings, run_filter
@@ -23,7 +25,7 @@ from store.outbox import RUN_JOB_TASK
 from worker.celery_app import create_celery_app
 from worker.context import WorkerContext
 from worker.generation import generate_job
-from worker.jobs import RequeueJob, process_job
+from worker.jobs import RequeueJob, RetryJob, process_job
 from worker.monitor import SHUTDOWN, JobMonitor
 
 
@@ -244,3 +246,36 @@ def test_worker_shutdown_requeues_the_job_uncounted_and_it_resumes(
     assert len(clips) == 6 and len({(c.bank_id, c.index_in_bank) for c in clips}) == 6
     with context.sessions() as session:
         assert session.get_one(Job, job_id).deliveries == 1
+
+
+def test_a_clip_refused_by_the_object_store_is_sampled_again_by_the_next_delivery(
+    context: WorkerContext, submit: Callable[..., uuid.UUID], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The S3 outage of `make faults` (docs/reliability.md): the client's retries for clip (0, 1) run out
+    while S3 is down, S3 is back for the clips queued behind it. The failed clip's bank must not be marked
+    done, the writer stores nothing after the failure, and the next delivery samples the clip again."""
+    job_id = submit()
+    refused_key = clip_object_key(job_id, 0, 1)
+    real_put = context.store.put
+    refused: list[str] = []
+
+    def put_refusing_once(key: str, data: Any, content_type: str = "application/octet-stream") -> Any:
+        if key == refused_key and not refused:
+            refused.append(key)
+            raise urllib3.exceptions.MaxRetryError(None, f"/{key}", "connection refused")  # type: ignore[arg-type]
+        return real_put(key, data, content_type=content_type)
+
+    monkeypatch.setattr(context.store, "put", put_refusing_once)
+    with pytest.raises(RetryJob, match=f"MaxRetryError.*{refused_key}"):
+        process_job(context, job_id)
+    with context.sessions() as session:
+        job = session.get_one(Job, job_id)
+        assert [b.status for b in job.banks] == [BankStatus.generating, BankStatus.generating]
+        assert (job.status, job.clips_done, job.banks_done) == (JobStatus.generating, 1, 0)
+    assert [(c.bank.index, c.index_in_bank) for c in clip_rows(context, job_id)] == [(0, 0)]
+    assert process_job(context, job_id) == JobStatus.succeeded
+    clips = clip_rows(context, job_id)
+    assert [(c.bank.index, c.index_in_bank) for c in clips] == [(b, i) for b in (0, 1) for i in range(3)]
+    for clip in clips:
+        data = context.store.get(clip.object_key)
+        assert hashlib.sha256(data).hexdigest() == clip.sha256 and len(data) == clip.size_bytes
