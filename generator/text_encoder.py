@@ -75,10 +75,11 @@ def _tokenizer(architecture: str, context_length: int) -> Callable[..., torch.Te
 
 
 def build_clip(cfg: TextEncoderConfig) -> open_clip.CLIP | open_clip.CustomTextCLIP:
-    """The open_clip model, never downloading: random init, then the local checkpoint when one is given."""
+    """The open_clip model, never downloading: the local checkpoint when one is given (open_clip loads it, so
+    it does not warn that the model is initialised randomly), else random init."""
     clip = open_clip.create_model(
         cfg.architecture,
-        pretrained=None,
+        pretrained=cfg.checkpoint_path,
         pretrained_image=False,
         pretrained_text=False,
         force_context_length=cfg.context_length,
@@ -88,8 +89,6 @@ def build_clip(cfg: TextEncoderConfig) -> open_clip.CLIP | open_clip.CustomTextC
         raise ValueError(
             f"architecture {cfg.architecture!r} is not a contrastive CLIP ({type(clip).__name__})"
         )
-    if cfg.checkpoint_path is not None:
-        open_clip.load_checkpoint(clip, cfg.checkpoint_path)
     return clip
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 
 import numpy as np
 import open_clip
@@ -80,6 +81,16 @@ def test_save_and_load_round_trip(encoder, tmp_path) -> None:
     tokens = encoder.tokenize(["fine-tuned text"])
     with torch.no_grad():
         torch.testing.assert_close(loaded(tokens), encoder(tokens))
+
+
+def test_loading_saved_weights_does_not_warn_of_random_init(encoder, tmp_path, caplog) -> None:
+    encoder.save_pretrained(tmp_path)
+    with caplog.at_level(logging.INFO):
+        CLIPTextConditioner.from_pretrained(tmp_path)
+    assert not [r.message for r in caplog.records if "random" in r.message.lower()]
+    with caplog.at_level(logging.INFO):
+        CLIPTextConditioner(TextEncoderConfig.tiny())  # a fresh model is random, and open_clip says so
+    assert any("initialized randomly" in r.message for r in caplog.records)
 
 
 def test_local_open_clip_checkpoint_is_loaded(encoder, tmp_path) -> None:
