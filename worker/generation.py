@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections import defaultdict
 from collections.abc import Sequence
 from functools import lru_cache
 from typing import overload
@@ -25,8 +26,14 @@ from worker.writer import ClipSlot, ClipWriter
 LOADED_BANKS = 64
 
 
-def stored_indices(session: Session, bank_id: uuid.UUID) -> set[int]:
-    return set(session.scalars(select(Clip.index_in_bank).where(Clip.bank_id == bank_id)))
+def stored_indices(session: Session, job_id: uuid.UUID) -> dict[uuid.UUID, set[int]]:
+    """The clip indices stored so far, by bank (one query for the whole job)."""
+    stored: dict[uuid.UUID, set[int]] = defaultdict(set)
+    for bank_id, index in session.execute(
+        select(Clip.bank_id, Clip.index_in_bank).where(Clip.job_id == job_id)
+    ):
+        stored[bank_id].add(index)
+    return stored
 
 
 class SlotConditions(Sequence[BankConditions]):
@@ -60,16 +67,20 @@ class SlotConditions(Sequence[BankConditions]):
 
 def missing_slots(session: Session, job: Job, model_checksum: str) -> list[ClipSlot]:
     """The clips of the job's unfinished banks that have no row yet, in bank order; banks with none
-    missing are marked done and the others `generating`."""
-    slots = []
+    missing are marked done and the others `generating`.
+
+    Reads first, writes last: the write transaction (SQLite: the database's one write lock) stays short,
+    so a cancel or a progress update does not wait behind the planning of a large job."""
+    stored = stored_indices(session, job.id)
+    slots, finished, started = [], [], []
     for bank in sorted(job.banks, key=lambda b: b.index):
         if bank.status == BankStatus.done:
             continue
-        missing = sorted(set(range(bank.samples)) - stored_indices(session, bank.id))
+        missing = sorted(set(range(bank.samples)) - stored[bank.id])
         if not missing:
-            mark_bank_done(session, bank)
+            finished.append(bank)
             continue
-        bank.status = BankStatus.generating
+        started.append(bank)
         slots += [
             ClipSlot(
                 project_id=job.project_id,
@@ -83,6 +94,10 @@ def missing_slots(session: Session, job: Job, model_checksum: str) -> list[ClipS
             )
             for i in missing
         ]
+    for bank in started:
+        bank.status = BankStatus.generating
+    for bank in finished:
+        mark_bank_done(session, bank)
     return slots
 
 
@@ -124,6 +139,9 @@ def generate_job(
                     writer.submit(slot, frames)
                     if last_of_bank[slot.bank_id] == position:
                         writer.finish_bank(slot.bank_id)
+                if max(positions) < len(slots) - 1 and monitor.should_yield():
+                    assert monitor.interruption is not None
+                    raise monitor.interruption
         except SamplingCancelled as exc:
             raise monitor.interruption or JobInterrupted("cancelled", str(exc)) from exc
     return len(slots)
