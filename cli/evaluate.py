@@ -1,4 +1,4 @@
-"""`ctrlgenaug evaluate`: train a classifier under the paradigms of §4.1 on real (+ synthetic)
+"""`ctrlgenaug evaluate paradigms`: train a classifier under the paradigms of §4.1 on real (+ synthetic)
 clips, test it on the real test split and write report.json, report.md and roc.png."""
 
 from __future__ import annotations
@@ -211,5 +211,12 @@ def evaluate(
         typer.echo(f"wrote {kind}: {path}")
 
 
+evaluate_app = typer.Typer(help="Classifier paradigms (§4.1) and synthesis quality.", no_args_is_help=True)
+
+
 def register(app: typer.Typer) -> None:
-    app.command("evaluate")(evaluate)
+    from cli.evaluate_synthesis import synthesis
+
+    evaluate_app.command("paradigms")(evaluate)
+    evaluate_app.command("synthesis")(synthesis)
+    app.add_typer(evaluate_app, name="evaluate")

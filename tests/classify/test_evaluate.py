@@ -39,6 +39,7 @@ def test_evaluate_writes_reports_and_baseline_beats_chance(
         app,
         [
             "evaluate",
+            "paradigms",
             "--real",
             str(real_manifest),
             "--synthetic",
@@ -75,7 +76,7 @@ def test_evaluate_writes_reports_and_baseline_beats_chance(
 
 def test_evaluate_refuses_synthetic_paradigms_without_a_database(real_manifest: Path, tmp_path: Path) -> None:
     result = CliRunner().invoke(
-        app, ["evaluate", "--real", str(real_manifest), *FAST, "--out", str(tmp_path)]
+        app, ["evaluate", "paradigms", "--real", str(real_manifest), *FAST, "--out", str(tmp_path)]
     )
     assert result.exit_code == 2
     message = " ".join(result.output.replace("│", " ").split())
