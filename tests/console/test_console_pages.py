@@ -3,13 +3,14 @@ API's own request models."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 
-from api.console.form_fields import number_field, submit_form_fields
+from api.console.form_fields import FORM_SAMPLER, H200_SECONDS_PER_CLIP_STEP, number_field, submit_form_fields
 from api.console.pages import content_security_policy
 from api.main import create_app
 from api.schemas import FilterIn, SamplerIn
@@ -114,6 +115,18 @@ def test_form_fields_take_bounds_and_defaults_from_the_api_models() -> None:
     assert fields["text_max_length"] == 2000
 
 
+def test_submit_form_proposes_the_readmes_trial_sampler_with_a_time_estimate(client: TestClient) -> None:
+    fields = submit_form_fields()
+    name, steps = fields["sampler_name"].default, fields["sampler_numbers"][0].default
+    assert (name, steps) == (FORM_SAMPLER.name, FORM_SAMPLER.steps) == ("dpmsolver++", 20)
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    assert f'"sampler": {{"name": "{name}", "steps": {steps}}}' in readme
+    page = client.get("/console/jobs/new").text
+    assert f'<option value="{name}" selected>' in page
+    assert re.search(rf'id="sampler-steps"[^>]*value="{steps}"', page, re.S)
+    assert f'data-seconds-per-clip-step="{H200_SECONDS_PER_CLIP_STEP}"' in page
+
+
 def test_submit_form_renders_every_api_field_with_a_label(client: TestClient) -> None:
     page = client.get("/console/jobs/new").text
     for loc in (
@@ -138,4 +151,4 @@ def test_submit_form_renders_every_api_field_with_a_label(client: TestClient) ->
         assert f'data-loc="{loc}"' in page
         assert f'<label for="{field_id}">' in page
         assert f'id="{field_id}"' in page
-    assert 'value="200"' in page and 'min="1"' in page and 'max="1000"' in page
+    assert 'value="20"' in page and 'min="1"' in page and 'max="1000"' in page
