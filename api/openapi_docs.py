@@ -40,6 +40,12 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         "Registered generator models: classes, frames, frame size and the conditions each accepts.",
         "curl $API/v1/models",
     ),
+    ("GET", "/v1/models/{model}"): Operation(
+        "One model by id, name (latest version) or name:version, with its quality card: VAE fidelity, "
+        "coherence, precision/recall, real-classifier accuracy, prior and motion fidelity, memorisation "
+        "per class and overall (`ctrlgenaug evaluate synthesis --write-card`).",
+        "curl $API/v1/models/demo:0.2.0",
+    ),
     ("GET", "/metrics"): Operation("Prometheus metrics of the API and the job queue.", "curl $API/metrics"),
     ("POST", "/v1/assets"): Operation(
         "Upload a condition: an image prior (`kind=image_prior`: PNG/JPEG/DICOM/NIfTI/NPY, the first frame "

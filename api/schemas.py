@@ -58,6 +58,15 @@ class ModelOut(BaseModel):
     registered_at: datetime
 
 
+class ModelDetailOut(ModelOut):
+    quality: dict[str, Any] | None = Field(
+        None,
+        description="the model directory's quality card (`ctrlgenaug evaluate synthesis --write-card`): "
+        "figures per class and overall against a real data build, with their definitions; null when the "
+        "model has not been evaluated",
+    )
+
+
 class Info(BaseModel):
     name: str
     version: str

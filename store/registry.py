@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
+from typing import Any
 
 from pydantic import BaseModel, Field, ValidationError
 from sqlalchemy import select
@@ -13,6 +14,9 @@ from sqlalchemy.orm import Session
 from store.models import ModelRecord
 
 MODEL_CARD = "ctrlgenaug_model.json"
+# Written by `ctrlgenaug evaluate synthesis --write-card` (quality/card.py); a file of the model directory, so
+# the model checksum covers it.
+QUALITY_CARD = "quality.json"
 CONDITION_NAMES = ("class_label", "text", "image_prior", "motion_field")
 
 
@@ -59,10 +63,25 @@ def read_model_card(model_dir: Path) -> ModelCard:
     return card
 
 
+def read_model_quality(model_dir: Path) -> dict[str, Any] | None:
+    """The model directory's quality card, or None when the model has not been evaluated."""
+    path = Path(model_dir) / QUALITY_CARD
+    if not path.is_file():
+        return None
+    try:
+        quality = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{QUALITY_CARD}: not JSON: {exc}") from exc
+    if not isinstance(quality, dict):
+        raise ValueError(f"{QUALITY_CARD}: expected an object")
+    return quality
+
+
 def register_model(session: Session, model_dir: Path) -> ModelRecord:
     """Add the model (idempotent for the same files); a different checksum under a used name+version fails."""
     model_dir = Path(model_dir).resolve()
     card = read_model_card(model_dir)
+    read_model_quality(model_dir)
     checksum = model_checksum(model_dir)
     existing = session.scalar(
         select(ModelRecord).where(ModelRecord.name == card.name, ModelRecord.version == card.version)

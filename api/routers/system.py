@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import uuid
+from pathlib import Path
+
 from fastapi import APIRouter, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import select, text
 
 from api.deps import SessionDep, StateDep
-from api.schemas import Health, Info, ModelOut, Ready, ReadyCheck
+from api.errors import ERROR_RESPONSES, not_found
+from api.schemas import Health, Info, ModelDetailOut, ModelOut, Ready, ReadyCheck
 from store.models import ModelRecord
 from store.provenance import SOFTWARE_NAME, software_version
+from store.registry import find_model, read_model_quality
 
 router = APIRouter()
 
@@ -61,6 +66,25 @@ def info(session: SessionDep, state: StateDep) -> Info:
 @router.get("/v1/models", response_model=list[ModelOut], tags=["models"])
 def list_models(session: SessionDep) -> list[ModelOut]:
     return _models(session)
+
+
+@router.get(
+    "/v1/models/{model}",
+    response_model=ModelDetailOut,
+    tags=["models"],
+    responses={404: ERROR_RESPONSES[404]},
+)
+def get_model(model: str, session: SessionDep) -> ModelDetailOut:
+    """One model by id, `name` (its latest version) or `name:version`, with its quality card."""
+    try:
+        record = session.get(ModelRecord, uuid.UUID(model))
+    except ValueError:
+        record = find_model(session, model)
+    if record is None:
+        raise not_found(["path", "model"], "model")
+    detail = ModelDetailOut.model_validate(record)
+    detail.quality = read_model_quality(Path(record.path))
+    return detail
 
 
 @router.get("/metrics", tags=["system"], response_class=Response)

@@ -1,0 +1,82 @@
+"""`GET /v1/models/{model}` serves the model directory's quality card, on the embedded default (SQLite)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from typer.testing import CliRunner
+
+from api.main import create_app
+from cli.main import app as cli_app
+from generator.pipeline import build_tiny_pipeline
+from store.registry import QUALITY_CARD
+from store.settings import Settings, get_settings
+
+QUALITY = {
+    "overall": {"precision": 0.5, "fvd": None},
+    "per_class": {"class_0": {"precision": 0.25}},
+    "definitions": {"feature_space": "frames resized to 32x32"},
+}
+
+
+def _cli(*args: str) -> str:
+    result = CliRunner().invoke(cli_app, list(args))
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    for name in ("DATABASE_URL", "BROKER_URL", "S3_ENDPOINT", "ENVIRONMENT", "SECRET_KEY"):
+        monkeypatch.delenv(f"CTRLGENAUG_{name}", raising=False)
+    monkeypatch.setenv("CTRLGENAUG_DATA_DIR", str(tmp_path / "data"))
+    get_settings.cache_clear()
+    _cli("db", "upgrade")
+    yield tmp_path / "data"
+    get_settings.cache_clear()
+
+
+@pytest.fixture(scope="module")
+def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    model_dir = tmp_path_factory.mktemp("tiny-model")
+    build_tiny_pipeline(num_classes=2).save_pretrained(model_dir)
+    return model_dir
+
+
+def test_model_detail_carries_the_quality_card(data_dir: Path, tiny_model_dir: Path, tmp_path: Path) -> None:
+    evaluated = tmp_path / "evaluated"
+    shutil.copytree(tiny_model_dir, evaluated)
+    (evaluated / QUALITY_CARD).write_text(json.dumps(QUALITY))
+    _cli("models", "register", str(evaluated))
+    with TestClient(create_app(Settings(data_dir=data_dir))) as client:
+        [listed] = client.get("/v1/models").json()
+        assert "quality" not in listed
+        for reference in (listed["id"], "tiny-ctrlgenaug", "tiny-ctrlgenaug:0.0.0+seed0"):
+            response = client.get(f"/v1/models/{reference}")
+            assert response.status_code == 200, response.text
+            assert response.json() == {**listed, "quality": QUALITY}
+        missing = client.get("/v1/models/tiny-ctrlgenaug:9.9.9")
+        assert missing.status_code == 404
+        assert missing.json()["detail"][0]["loc"] == ["path", "model"]
+
+
+def test_a_model_without_a_card_has_null_quality(data_dir: Path, tiny_model_dir: Path) -> None:
+    _cli("models", "register", str(tiny_model_dir))
+    with TestClient(create_app(Settings(data_dir=data_dir))) as client:
+        assert client.get("/v1/models/tiny-ctrlgenaug").json()["quality"] is None
+
+
+def test_registration_refuses_a_broken_quality_card(
+    data_dir: Path, tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    broken = tmp_path / "broken"
+    shutil.copytree(tiny_model_dir, broken)
+    (broken / QUALITY_CARD).write_text("[1, 2")
+    result = CliRunner().invoke(cli_app, ["models", "register", str(broken)])
+    assert result.exit_code != 0
+    assert "quality.json: not JSON" in result.output
