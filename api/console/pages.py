@@ -101,6 +101,12 @@ def job_page(job_id: uuid.UUID, request: Request, settings: SettingsDep) -> HTML
     return _page(request, settings, "job.html", "Job", job_id=str(job_id))
 
 
+@router.get("/models/{model}", response_class=HTMLResponse)
+def model_page(model: str, request: Request, settings: SettingsDep) -> HTMLResponse:
+    """A model's card and quality figures; `model` is an id, a name or `name:version`."""
+    return _page(request, settings, "model.html", "Model", model=model)
+
+
 @router.get("/clips/{clip_id}", response_class=HTMLResponse)
 def clip_page(clip_id: uuid.UUID, request: Request, settings: SettingsDep) -> HTMLResponse:
     return _page(request, settings, "clip.html", "Clip", clip_id=str(clip_id))

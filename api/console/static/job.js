@@ -24,7 +24,9 @@ let clipsLoadedAt = 0;
 
 function renderStatus(job) {
   $("job-status").replaceWith(Object.assign(statusBadge(job.status), { id: "job-status" }));
-  $("job-model").textContent = `${job.model} ${job.model_version}`;
+  $("job-model").replaceChildren(
+    h("a", { href: `/console/models/${encodeURIComponent(`${job.model}:${job.model_version}`)}` }, `${job.model} ${job.model_version}`),
+  );
   $("job-seed").textContent = String(job.seed);
   const sampler = job.sampler;
   $("job-sampler").textContent =
