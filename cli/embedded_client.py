@@ -55,6 +55,7 @@ class EmbeddedService:
         extra_env: dict[str, str] | None = None,
         stdout: IO[bytes] | int | None = None,
         ready_timeout_s: float = 300,
+        stderr: IO[bytes] | int | None = None,
     ) -> None:
         self.env = {k: v for k, v in os.environ.items() if k not in EXTERNAL_SERVICE_SETTINGS}
         self.env.update({"CTRLGENAUG_DATA_DIR": str(data_dir), "CTRLGENAUG_ENVIRONMENT": "development"})
@@ -63,13 +64,18 @@ class EmbeddedService:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.stdout = stdout
+        self.stderr = stderr
         self.ready_timeout_s = ready_timeout_s
         self.process: subprocess.Popen[bytes] | None = None
 
     def __enter__(self) -> EmbeddedService:
         command = ["up", "--port", str(self.port), "--model", str(self.model_dir)]
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "cli.main", *command], cwd=REPO_ROOT, env=self.env, stdout=self.stdout
+            [sys.executable, "-m", "cli.main", *command],
+            cwd=REPO_ROOT,
+            env=self.env,
+            stdout=self.stdout,
+            stderr=self.stderr,
         )
         try:
             self._wait_ready()

@@ -4,10 +4,7 @@ service: API + worker on SQLite, a local object folder and a broker file under C
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
 import sys
-import threading
 from pathlib import Path
 from typing import Annotated
 
@@ -123,7 +120,7 @@ def up(
     import uvicorn
 
     from cli.configuration import checked_settings
-    from cli.embedded_client import stop
+    from cli.worker_supervisor import WorkerSupervisor
     from migrations import upgrade
     from store.settings import get_settings
 
@@ -135,24 +132,13 @@ def up(
     typer.echo(_ensure_model(model), err=True)
     env = {**os.environ, "CTRLGENAUG_DATA_DIR": str(data_dir)}
     command = [sys.executable, "-m", "cli.main", "worker", "--requeue-unfinished"]
-    worker = subprocess.Popen(command + (["--device", device] if device else []), env=env)
-    stopping = threading.Event()
-    worker_died = threading.Event()
-
-    def stop_service_if_worker_dies() -> None:
-        code = worker.wait()
-        if not stopping.is_set():
-            worker_died.set()
-            typer.echo(f"the worker exited unexpectedly (code {code}); stopping the service", err=True)
-            os.kill(os.getpid(), signal.SIGTERM)
-
-    threading.Thread(target=stop_service_if_worker_dies, name="worker-watch", daemon=True).start()
+    worker = WorkerSupervisor(
+        command + (["--device", device] if device else []), env, lambda line: typer.echo(line, err=True)
+    )
+    worker.start()
     typer.echo(f"Ctrl-GenAug on http://{host}:{port} (data in {data_dir}); Ctrl-C stops it", err=True)
     try:
         uvicorn.run("api.main:app_from_environment", factory=True, host=host, port=port)
     finally:
-        stopping.set()
-        code = stop(worker, signal.SIGTERM, WORKER_STOP_TIMEOUT_S)
+        code = worker.stop(WORKER_STOP_TIMEOUT_S)
         typer.echo(f"worker stopped (code {code})", err=True)
-    if worker_died.is_set():
-        raise typer.Exit(1)
