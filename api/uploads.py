@@ -2,7 +2,9 @@
 
 Image priors: PNG, JPEG, DICOM, NIfTI (a slice), NPY/NPZ → uint8 (H, W).
 Reference clips: MP4/AVI, multi-frame DICOM, NIfTI volume (slices as frames), NPZ `frames` → uint8 (F, H, W).
-Every check runs on headers first, so oversized or lying files are refused before they are decoded.
+Every check runs on headers first, so oversized or lying files are refused before they are decoded; then
+frames decode one at a time (NPZ members and .nii.gz inflate only as far as the kept frames) and only what a
+model can use is kept (`UploadLimits.keep_*`), within a wall-clock budget.
 """
 
 from __future__ import annotations
@@ -11,26 +13,35 @@ import gzip
 import io
 import warnings
 import zipfile
+import zlib
 from dataclasses import dataclass
+from typing import IO, Any
 
 import numpy as np
 from PIL import Image
 
+from api.upload_frames import Deadline, FrameCollector, UploadRejected, luminance
 from store.models import AssetKind
 
-
-class UploadRejected(ValueError):
-    def __init__(self, message: str, status_code: int = 422) -> None:
-        super().__init__(message)
-        self.status_code = status_code
+CHUNK_BYTES = 1 << 20
+Readable = IO[bytes] | gzip.GzipFile
+MAX_ITEM_BYTES = 16  # the widest numeric NumPy type (float128)
+NPY_MAX_HEADER_BYTES = 65_536 + 10  # NPY format 2.0: magic, version, length, header
 
 
 @dataclass(frozen=True)
 class UploadLimits:
+    """Header limits (refused with 413 before decoding) and what is kept of a decoded upload: the first
+    `keep_frames` frames, each shrunk into `keep_height`×`keep_width`, within `max_seconds`."""
+
     max_bytes: int
     max_pixels: int
     max_frames: int
     max_voxels: int
+    keep_frames: int
+    keep_height: int
+    keep_width: int
+    max_seconds: float
 
 
 @dataclass(frozen=True)
@@ -65,25 +76,6 @@ def sniff_media_type(data: bytes) -> str:
     raise UploadRejected("file: unrecognised format (expected PNG, JPEG, DICOM, NIfTI, NPY/NPZ, MP4 or AVI)")
 
 
-def to_uint8(array: np.ndarray) -> np.ndarray:
-    """Grayscale uint8; other intensities are min-max scaled over the whole array (no window known here)."""
-    if array.dtype == np.uint8:
-        return array
-    if array.dtype.kind not in "biuf":
-        raise UploadRejected(f"file: array dtype {array.dtype} is not numeric")
-    values = array.astype(np.float64)
-    if not np.isfinite(values).all():
-        raise UploadRejected("file: array holds NaN or infinite values")
-    low, high = float(values.min()), float(values.max())
-    scale = 255.0 / (high - low) if high > low else 0.0
-    return np.round((values - low) * scale).astype(np.uint8)
-
-
-def _luminance(frames: np.ndarray) -> np.ndarray:
-    weights = np.array([0.299, 0.587, 0.114])
-    return (frames[..., :3].astype(np.float64) @ weights).round().clip(0, 255).astype(np.uint8)
-
-
 def _check_frames(count: int, height: int, width: int, limits: UploadLimits) -> None:
     if count > limits.max_frames:
         raise UploadRejected(f"file: {count} frames exceed the limit of {limits.max_frames}", 413)
@@ -101,7 +93,21 @@ def _check_values(shape: tuple[int, ...], limits: UploadLimits) -> None:
         )
 
 
-def _decode_image(data: bytes, limits: UploadLimits) -> np.ndarray:
+def _read_exactly(stream: Readable, size: int, what: str) -> bytes:
+    data = stream.read(size)
+    if len(data) < size:
+        raise UploadRejected(f"file: truncated {what}: {len(data)} of {size} bytes")
+    return data
+
+
+def _skip(stream: Readable, size: int, what: str, deadline: Deadline) -> None:
+    """Read past `size` bytes in bounded pieces (a gzip stream inflates them, nothing is kept)."""
+    while size > 0:
+        deadline.check()
+        size -= len(_read_exactly(stream, min(size, CHUNK_BYTES), what))
+
+
+def _decode_image(data: bytes, collector: FrameCollector, limits: UploadLimits) -> None:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -113,8 +119,8 @@ def _decode_image(data: bytes, limits: UploadLimits) -> np.ndarray:
                         "(decompression bomb?)",
                         413,
                     )
-                image.load()
-                return np.asarray(image.convert("L"))
+                image.draft("L", (limits.keep_width, limits.keep_height))  # JPEG: decode at a reduced scale
+                collector.add(np.asarray(image.convert("L")))
     except UploadRejected:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
@@ -123,9 +129,10 @@ def _decode_image(data: bytes, limits: UploadLimits) -> np.ndarray:
         raise UploadRejected(f"file: truncated or corrupt image ({exc})") from exc
 
 
-def _decode_dicom(data: bytes, limits: UploadLimits) -> np.ndarray:
+def _decode_dicom(data: bytes, collector: FrameCollector, limits: UploadLimits) -> None:
     import pydicom
     from pydicom.errors import InvalidDicomError
+    from pydicom.pixels import iter_pixels
 
     try:
         dataset = pydicom.dcmread(io.BytesIO(data))
@@ -147,164 +154,222 @@ def _decode_dicom(data: bytes, limits: UploadLimits) -> np.ndarray:
             f"the header needs {expected}"
         )
     try:
-        pixels = dataset.pixel_array
+        for pixels in iter_pixels(dataset, indices=range(min(frames, collector.keep_frames))):
+            collector.add(luminance(pixels) if samples > 1 else pixels)
+    except UploadRejected:
+        raise
     except Exception as exc:  # noqa: BLE001 - pydicom's decoders raise many types for corrupt data
         raise UploadRejected(f"file: truncated or undecodable DICOM pixel data ({exc})") from exc
-    if samples > 1:
-        pixels = _luminance(pixels)
-    return to_uint8(pixels.reshape(frames, rows, columns))
 
 
-def _gunzip(data: bytes, limit: int) -> bytes:
-    with gzip.GzipFile(fileobj=io.BytesIO(data)) as stream:
-        try:
-            raw = stream.read(limit + 1)
-        except (OSError, EOFError) as exc:
-            raise UploadRejected(f"file: corrupt gzip data ({exc})") from exc
-    if len(raw) > limit:
-        raise UploadRejected(f"file: gzip data unpacks to more than {limit} bytes", 413)
-    return raw
-
-
-def _decode_nifti(data: bytes, limits: UploadLimits) -> np.ndarray:
-    """NIfTI as frames (F, H, W): 2D → one frame, 3D → slices along the last axis, 4D → time at mid slice."""
+def _nifti_header(stream: Readable) -> Any:
     import nibabel as nib
-    from nibabel.filebasedimages import ImageFileError
     from nibabel.spatialimages import HeaderDataError
 
-    image_class = nib.Nifti2Image if int.from_bytes(data[:4], "little") == 540 else nib.Nifti1Image
+    magic = _read_exactly(stream, 4, "NIfTI header")
+    header_class = nib.Nifti2Header if int.from_bytes(magic, "little") == 540 else nib.Nifti1Header
+    size = header_class.sizeof_hdr
+    block = magic + _read_exactly(stream, size - 4, "NIfTI header")
     try:
-        image = image_class.from_bytes(data)
-    except (HeaderDataError, ImageFileError, ValueError, EOFError) as exc:
+        return header_class(block, check=True)
+    except (HeaderDataError, ValueError) as exc:
         raise UploadRejected(f"file: unreadable NIfTI header ({exc})") from exc
-    header = image.header
-    shape = tuple(int(n) for n in image.shape)
+
+
+def _decode_nifti(
+    stream: Readable, size: int | None, collector: FrameCollector, limits: UploadLimits
+) -> None:
+    """NIfTI as frames (F, H, W): 2D → one frame, 3D → slices along the last axis, 4D → time at mid slice.
+
+    Read from `stream` (the file, or its gzip stream inflating as it is read) up to the last kept frame:
+    the voxels are stored x fastest, so each z slice is one contiguous block. `size` is the file's size
+    when known (uncompressed), to refuse a header that declares more data than the file holds.
+    """
+    header = _nifti_header(stream)
+    try:
+        shape = tuple(int(n) for n in header.get_data_shape())
+        dtype = header.get_data_dtype()
+        offset = int(header.get_data_offset())
+        slope, intercept = header.get_slope_inter()
+    except Exception as exc:  # noqa: BLE001 - nibabel reports broken headers with many types
+        raise UploadRejected(f"file: unreadable NIfTI header ({exc})") from exc
     if not 2 <= len(shape) <= 4:
         raise UploadRejected(f"file: NIfTI with {len(shape)} dimensions; expected 2 to 4")
+    if dtype.hasobject or dtype.kind not in "biuf":
+        raise UploadRejected(f"file: NIfTI data type {dtype} is not a plain number type")
     _check_values(shape, limits)
-    needed = (
-        int(header["vox_offset"]) + int(np.prod(shape, dtype=np.int64)) * header.get_data_dtype().itemsize
-    )
-    if needed > len(data):
+    width, height = shape[0], shape[1]
+    count = 1 if len(shape) == 2 else shape[-1]
+    _check_frames(count, height, width, limits)
+    frame_bytes = width * height * dtype.itemsize
+    needed = offset + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    if size is not None and needed > size:
         raise UploadRejected(
-            f"file: NIfTI header declares shape {shape} needing {needed} bytes, "
-            f"but the file holds {len(data)}"
+            f"file: NIfTI header declares shape {shape} needing {needed} bytes, but the file holds {size}"
         )
-    volume = np.asanyarray(image.dataobj)
-    if volume.ndim == 2:
-        frames = volume.T[None]
-    elif volume.ndim == 3:
-        frames = volume.transpose(2, 1, 0)
-    else:
-        frames = volume[:, :, volume.shape[2] // 2, :].transpose(2, 1, 0)
-    _check_frames(frames.shape[0], frames.shape[1], frames.shape[2], limits)
-    return to_uint8(np.ascontiguousarray(frames))
+    slices = shape[2] if len(shape) == 4 else 1
+    skip_before, skip_after = (slices // 2, slices - slices // 2 - 1) if len(shape) == 4 else (0, 0)
+    _skip(stream, offset - header.sizeof_hdr, "NIfTI data", collector.deadline)
+    for index in range(min(count, collector.keep_frames)):
+        _skip(stream, skip_before * frame_bytes, "NIfTI data", collector.deadline)
+        raw = _read_exactly(stream, frame_bytes, "NIfTI data")
+        pixels = np.frombuffer(raw, dtype=dtype).reshape(height, width)
+        collector.add(pixels if slope is None else pixels * np.float32(slope) + np.float32(intercept or 0))
+        if index + 1 < count:
+            _skip(stream, skip_after * frame_bytes, "NIfTI data", collector.deadline)
 
 
-def _npy_header(stream: io.BytesIO) -> tuple[tuple[int, ...], np.dtype]:
-    version = np.lib.format.read_magic(stream)
-    readers = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
-    if version not in readers:
-        raise ValueError(f"NPY format version {version} is not supported")
-    shape, _, dtype = readers[version](stream)
-    return shape, dtype
-
-
-def _load_npy(raw: bytes, limits: UploadLimits) -> np.ndarray:
+def _npy_header(stream: IO[bytes]) -> tuple[tuple[int, ...], bool, np.dtype]:
     try:
-        shape, dtype = _npy_header(io.BytesIO(raw))
+        version = np.lib.format.read_magic(stream)
+        readers = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
+        if version not in readers:
+            raise ValueError(f"NPY format version {version} is not supported")
+        shape, fortran_order, dtype = readers[version](stream)
     except ValueError as exc:
         raise UploadRejected(f"file: corrupt NPY header ({exc})") from exc
     if dtype.hasobject:
         raise UploadRejected("file: pickled NumPy data (object arrays) is not accepted")
+    if dtype.kind not in "biuf" or dtype.fields is not None:
+        raise UploadRejected(f"file: array dtype {dtype} is not numeric")
+    return shape, fortran_order, dtype
+
+
+def _decode_npy(stream: IO[bytes], collector: FrameCollector, limits: UploadLimits) -> None:
+    """An NPY array (H, W), (F, H, W) or (F, H, W, 3|4), read frame by frame (C order) up to the last kept."""
+    shape, fortran_order, dtype = _npy_header(stream)
     _check_values(shape, limits)
-    try:
-        return np.load(io.BytesIO(raw), allow_pickle=False)
-    except ValueError as exc:
-        raise UploadRejected(f"file: unreadable NPY data ({exc})") from exc
+    channels = shape[3] if len(shape) == 4 and shape[3] in (3, 4) else 0
+    if len(shape) == 2:
+        shape = (1, *shape)
+    elif len(shape) != 3 and not channels:
+        raise UploadRejected(f"file: array of shape {shape}; expected (H, W) or (F, H, W)")
+    count, height, width = shape[:3]
+    _check_frames(count, height, width, limits)
+    frame_values = height * width * max(channels, 1)
+    if fortran_order:
+        whole = count * frame_values * dtype.itemsize
+        if whole > limits.max_bytes:
+            raise UploadRejected(
+                f"file: a Fortran-ordered array of {whole} bytes cannot be read frame by frame "
+                f"(limit {limits.max_bytes}); save it in C order",
+                413,
+            )
+        raw = _read_exactly(stream, whole, "NPY data")
+        frames = np.frombuffer(raw, dtype=dtype).reshape(shape, order="F")
+        for frame in frames[: collector.keep_frames]:
+            collector.add(luminance(frame) if channels else frame)
+        return
+    for _ in range(min(count, collector.keep_frames)):
+        raw = _read_exactly(stream, frame_values * dtype.itemsize, "NPY data")
+        frame = np.frombuffer(raw, dtype=dtype).reshape(
+            (height, width, channels) if channels else (height, width)
+        )
+        collector.add(luminance(frame) if channels else frame)
 
 
-def _load_npz(data: bytes, limits: UploadLimits) -> dict[str, np.ndarray]:
+def _decode_npz(data: bytes, collector: FrameCollector, limits: UploadLimits) -> None:
+    """The `frames` (else `image`) member: its declared size checked from the zip header, then inflated only
+    as far as the kept frames."""
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
-            members = [m for m in archive.infolist() if m.filename.endswith(".npy")]
-            if sum(m.file_size for m in members) > limits.max_bytes * 64:
-                raise UploadRejected("file: NPZ members unpack to too many bytes", 413)
-            return {m.filename[: -len(".npy")]: _load_npy(archive.read(m), limits) for m in members}
+            members = {
+                m.filename[: -len(".npy")]: m for m in archive.infolist() if m.filename.endswith(".npy")
+            }
+            name = next((n for n in ("frames", "image") if n in members), None)
+            if name is None:
+                raise UploadRejected(f"file: NPZ has no 'frames' or 'image' array (found {sorted(members)})")
+            member = members[name]
+            largest = limits.max_voxels * MAX_ITEM_BYTES + NPY_MAX_HEADER_BYTES
+            if member.file_size > largest:
+                raise UploadRejected(
+                    f"file: NPZ member {member.filename} unpacks to {member.file_size} bytes, more than the "
+                    f"{largest} of the largest array allowed",
+                    413,
+                )
+            # zipfile inflates a member no further than the size its header declares
+            with archive.open(member) as stream:
+                _decode_npy(stream, collector, limits)
     except zipfile.BadZipFile as exc:
         raise UploadRejected(f"file: corrupt NPZ archive ({exc})") from exc
+    except (zlib.error, EOFError) as exc:
+        raise UploadRejected(f"file: corrupt NPZ member ({exc})") from exc
 
 
-def _array_frames(array: np.ndarray, limits: UploadLimits) -> np.ndarray:
-    if array.ndim == 4 and array.shape[-1] in (3, 4):
-        array = _luminance(to_uint8(array))
-    if array.ndim == 2:
-        array = array[None]
-    if array.ndim != 3:
-        raise UploadRejected(f"file: array of shape {array.shape}; expected (H, W) or (F, H, W)")
-    _check_frames(array.shape[0], array.shape[1], array.shape[2], limits)
-    return to_uint8(array)
-
-
-def _decode_video(data: bytes, limits: UploadLimits) -> np.ndarray:
+def _decode_video(data: bytes, collector: FrameCollector, limits: UploadLimits) -> None:
     import av
 
-    frames: list[np.ndarray] = []
     try:
         with av.open(io.BytesIO(data), mode="r") as container:
             if not container.streams.video:
                 raise UploadRejected("file: the container has no video stream")
             stream = container.streams.video[0]
             _check_frames(0, stream.codec_context.height, stream.codec_context.width, limits)
-            for frame in container.decode(stream):
-                if len(frames) == limits.max_frames:
+            for index, frame in enumerate(container.decode(stream)):
+                if index == limits.max_frames:
                     raise UploadRejected(f"file: more than {limits.max_frames} frames", 413)
-                frames.append(frame.to_ndarray(format="gray"))
+                collector.add(frame.to_ndarray(format="gray"))
+                if collector.full:
+                    break
     except UploadRejected:
         raise
     except (av.error.FFmpegError, ValueError, OSError) as exc:
         raise UploadRejected(f"file: undecodable video ({exc})") from exc
-    if not frames:
-        raise UploadRejected("file: the video has no decodable frames")
-    return np.stack(frames)
 
 
-def _decode_frames(data: bytes, media_type: str, limits: UploadLimits) -> np.ndarray:
+def _gzip_stream(data: bytes) -> gzip.GzipFile:
+    stream = gzip.GzipFile(fileobj=io.BytesIO(data))
+    try:
+        magic = stream.peek(4)[:4]
+    except (OSError, EOFError, zlib.error) as exc:
+        raise UploadRejected(f"file: corrupt gzip data ({exc})") from exc
+    if int.from_bytes(magic, "little") not in (348, 540) and int.from_bytes(magic, "big") not in (348, 540):
+        raise UploadRejected("file: gzip upload is not a NIfTI file")
+    return stream
+
+
+def _decode_frames(data: bytes, media_type: str, collector: FrameCollector, limits: UploadLimits) -> None:
     if media_type in ("image/png", "image/jpeg"):
-        return _decode_image(data, limits)[None]
-    if media_type == "application/dicom":
-        return _decode_dicom(data, limits)
-    if media_type == "application/x-nifti":
-        return _decode_nifti(data, limits)
-    if media_type == "application/x-npy":
-        return _array_frames(_load_npy(data, limits), limits)
-    if media_type == "application/x-npz":
-        arrays = _load_npz(data, limits)
-        for name in ("frames", "image"):
-            if name in arrays:
-                return _array_frames(arrays[name], limits)
-        raise UploadRejected(f"file: NPZ has no 'frames' or 'image' array (found {sorted(arrays)})")
-    return _decode_video(data, limits)
+        _decode_image(data, collector, limits)
+    elif media_type == "application/dicom":
+        _decode_dicom(data, collector, limits)
+    elif media_type == "application/x-nifti":
+        _decode_nifti(io.BytesIO(data), len(data), collector, limits)
+    elif media_type == "application/gzip":
+        with _gzip_stream(data) as stream:
+            try:
+                _decode_nifti(stream, None, collector, limits)
+            except (OSError, EOFError, zlib.error) as exc:
+                raise UploadRejected(f"file: corrupt gzip data ({exc})") from exc
+    elif media_type == "application/x-npy":
+        _decode_npy(io.BytesIO(data), collector, limits)
+    elif media_type == "application/x-npz":
+        _decode_npz(data, collector, limits)
+    else:
+        _decode_video(data, collector, limits)
 
 
 def decode_upload(data: bytes, kind: AssetKind, limits: UploadLimits) -> DecodedUpload:
-    """Check and decode an upload: image prior → uint8 (H, W) (the first frame or slice of a sequence, as the
-    paper's image prior is a sequence's first frame); reference clip → uint8 frames (F, H, W)."""
+    """Check and decode an upload, keeping what a model can use: image prior → uint8 (H, W) (the first frame
+    or slice of a sequence, as the paper's image prior is a sequence's first frame); reference clip → uint8
+    frames (F, H, W), the first `keep_frames`; every frame shrunk into `keep_height`×`keep_width` as it
+    decodes."""
     if not data:
         raise UploadRejected("file: empty upload")
     if len(data) > limits.max_bytes:
         raise UploadRejected(f"file: upload exceeds the limit of {limits.max_bytes} bytes", 413)
     media_type = sniff_media_type(data)
-    if media_type == "application/gzip":
-        data = _gunzip(data, limits.max_bytes * 16)
-        if sniff_media_type(data) != "application/x-nifti":
-            raise UploadRejected("file: gzip upload is not a NIfTI file")
-        media_type = "application/x-nifti"
     if kind == AssetKind.reference_clip and media_type in ("image/png", "image/jpeg"):
         raise UploadRejected(
             "file: a reference clip must be a sequence (MP4, AVI, DICOM, NIfTI or NPZ), not an image"
         )
-    frames = _decode_frames(data, media_type, limits)
+    keep_frames = 1 if kind == AssetKind.image_prior else limits.keep_frames
+    collector = FrameCollector(
+        keep_frames, limits.keep_height, limits.keep_width, Deadline(limits.max_seconds)
+    )
+    _decode_frames(data, media_type, collector, limits)
+    frames = collector.frames()
+    media_type = "application/x-nifti" if media_type == "application/gzip" else media_type
     if kind == AssetKind.image_prior:
         return DecodedUpload(media_type, frames[0])
     if frames.shape[0] < 2:

@@ -10,6 +10,8 @@ from typing import Annotated
 
 import numpy as np
 from fastapi import APIRouter, File, Form, Response, UploadFile, status
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from api.deps import ProjectDep, SessionDep, StateDep
@@ -18,7 +20,7 @@ from api.schemas import AssetOut
 from api.state import ServiceState
 from api.uploads import UploadLimits, UploadRejected, decode_upload
 from store.assets import find_asset, stage_asset
-from store.models import Asset, AssetKind
+from store.models import Asset, AssetKind, ModelRecord
 from store.unit_of_work import unit_of_work
 
 router = APIRouter(prefix="/v1/assets", tags=["assets"], responses=ERROR_RESPONSES)
@@ -32,19 +34,30 @@ def display_filename(name: str | None) -> str:
     return cleaned[:255]
 
 
-def upload_limits(state: ServiceState) -> UploadLimits:
+def upload_limits(state: ServiceState, session: Session) -> UploadLimits:
+    """The settings' limits; an upload keeps the frames and frame size of the largest registered model (each
+    at most `condition_max_*`; those alone when no model is registered)."""
     settings = state.settings
+    frames, height, width = session.execute(
+        select(func.max(ModelRecord.num_frames), func.max(ModelRecord.height), func.max(ModelRecord.width))
+    ).one()
     return UploadLimits(
         max_bytes=settings.max_upload_bytes,
         max_pixels=settings.max_image_pixels,
         max_frames=settings.max_clip_frames,
         max_voxels=settings.max_clip_voxels,
+        keep_frames=min(frames or settings.condition_max_frames, settings.condition_max_frames),
+        keep_height=min(height or settings.condition_max_side, settings.condition_max_side),
+        keep_width=min(width or settings.condition_max_side, settings.condition_max_side),
+        max_seconds=settings.max_upload_seconds,
     )
 
 
-def decode_asset(state: ServiceState, data: bytes, kind: AssetKind) -> tuple[str, np.ndarray]:
+def decode_asset(
+    state: ServiceState, limits: UploadLimits, data: bytes, kind: AssetKind
+) -> tuple[str, np.ndarray]:
     """(media type, array to store): the image prior itself, or the reference clip's motion field."""
-    decoded = decode_upload(data, kind, upload_limits(state))
+    decoded = decode_upload(data, kind, limits)
     if kind == AssetKind.image_prior:
         return decoded.media_type, decoded.array
     field = np.asarray(state.extract_motion(decoded.array), dtype=np.float32)
@@ -84,7 +97,8 @@ async def upload_asset(
         response.status_code = status.HTTP_200_OK
         return AssetOut.model_validate(existing)
     try:
-        media_type, array = await run_in_threadpool(decode_asset, state, data, kind)
+        limits = upload_limits(state, session)
+        media_type, array = await run_in_threadpool(decode_asset, state, limits, data, kind)
     except UploadRejected as exc:
         raise field_error(exc.status_code, ["body", "file"], str(exc)) from exc
     project_id = project.id

@@ -11,13 +11,16 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from conftest import RecordingSender, still_motion
 from fastapi.testclient import TestClient
 from reliability_support import bucket_keys, load_corpus, row_counts
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from api.main import create_app
 from store.models import Asset
 from store.objects import S3ObjectStore
+from store.settings import Settings
 
 CORPUS = load_corpus()
 # Python-level allocations while one request is served; the upload limit is 256 KiB, so 32 MiB leaves room for
@@ -221,3 +224,25 @@ def test_nul_in_dataset_name_is_refused(
         "/v1/datasets", headers=headers, data={"name": "a\x00b"}, files={"file": ("d.zip", b"PK\x05\x06")}
     )
     assert_error(response, 422, ["body", "name"], "")
+
+
+def test_an_upload_over_its_time_budget_is_refused(
+    settings: Settings, s3_store: S3ObjectStore, headers: dict[str, str], nothing_left: None
+) -> None:
+    """`max_upload_seconds` bounds decoding: checked before every frame (and every inflated megabyte)."""
+    app = create_app(
+        settings.model_copy(update={"max_upload_seconds": 1e-6}),
+        object_store=s3_store,
+        send_task=RecordingSender(),
+        check_broker=lambda: None,
+        extract_motion=still_motion,
+    )
+    with TestClient(app) as slow:
+        response = slow.post(
+            "/v1/assets",
+            headers=headers,
+            files={"file": ("c.npz", CORPUS.npz_zeros_clip(frames=8, side=32))},
+            data={"kind": "reference_clip"},
+        )
+    app.state.service.sessionmaker.kw["bind"].dispose()
+    assert_error(response, 413, ["body", "file"], "upload budget of 1e-06 s (max_upload_seconds)")

@@ -208,6 +208,50 @@ def npz_bomb() -> bytes:
     return buffer.getvalue()
 
 
+def npz_lying_member_size() -> bytes:
+    """A small NPZ whose central directory says its `frames` member unpacks to ~4 GB."""
+    payload = io.BytesIO()
+    np.save(payload, np.zeros((8, 32, 32), dtype=np.uint8))
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("frames.npy", payload.getvalue())
+    data = bytearray(buffer.getvalue())
+    entry = data.rindex(b"PK\x01\x02")  # the member's central directory entry: uncompressed size at +24
+    data[entry + 24 : entry + 28] = struct.pack("<I", 0xFFFF_FFF0)
+    return bytes(data)
+
+
+def npz_zeros_clip(frames: int = 1000, side: int = 512) -> bytes:
+    """The outside probe's NPZ: `frames` uint8 (frames, side, side) of zeros, ~267 KB for 1000×512×512
+    (written in slices: the 262 MB array never exists)."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=9) as archive:
+        with archive.open("frames.npy", "w", force_zip64=True) as member:
+            header = {"descr": "|u1", "fortran_order": False, "shape": (frames, side, side)}
+            np.lib.format.write_array_header_1_0(member, header)
+            for _ in range(frames):
+                member.write(bytes(side * side))
+    return buffer.getvalue()
+
+
+def nifti_gz_zeros(shape: tuple[int, ...], dtype: type = np.uint8) -> bytes:
+    """A .nii.gz of zeros of `shape` (the data compressed in slices, never held whole)."""
+    import nibabel as nib
+
+    header = nib.Nifti1Header()
+    header.set_data_shape(shape)
+    header.set_data_dtype(dtype)
+    header.set_data_offset(352)  # the 348-byte header, then 4 bytes of (no) extensions
+    head = header.binaryblock + bytes(int(header.get_data_offset()) - len(header.binaryblock))
+    compressor = zlib.compressobj(9, zlib.DEFLATED, 31)  # wbits 31: a gzip stream
+    parts = [compressor.compress(head)]
+    slice_bytes = bytes(shape[0] * shape[1] * np.dtype(dtype).itemsize)
+    for _ in range(int(np.prod(shape[2:], dtype=np.int64))):
+        parts.append(compressor.compress(slice_bytes))
+    parts.append(compressor.flush())
+    return b"".join(parts)
+
+
 def not_a_medical_file() -> bytes:
     return b"%PDF-1.7\n" + bytes(100)
 
@@ -225,14 +269,17 @@ CASES: dict[str, HostileCase] = {
     "dicom-oversized": HostileCase(dicom_oversized, "image_prior", 413, "exceeds the limit", "o.dcm"),
     "nifti-truncated": HostileCase(nifti_truncated, "reference_clip", 422, "header declares", "t.nii"),
     "nifti-huge-dimensions": HostileCase(nifti_huge_dimensions, "reference_clip", 413, "exceeds", "h.nii"),
-    "nifti-gzip-bomb": HostileCase(nifti_gzip_bomb, "reference_clip", 413, "gzip", "bomb.nii.gz"),
+    "nifti-gzip-bomb": HostileCase(
+        nifti_gzip_bomb, "reference_clip", 413, "exceeds the limit", "bomb.nii.gz"
+    ),
     "nifti-oversized": HostileCase(nifti_oversized, "reference_clip", 413, "exceeds the limit", "o.nii"),
     "mp4-truncated": HostileCase(mp4_truncated, "reference_clip", 422, "video", "t.mp4"),
     "mp4-huge-dimensions": HostileCase(mp4_huge_dimensions, "reference_clip", 413, "exceed", "h.mp4"),
     "mp4-oversized": HostileCase(mp4_oversized, "reference_clip", 413, "exceeds the limit", "o.mp4"),
     "npy-pickled": HostileCase(npy_pickled, "image_prior", 422, "pickled", "p.npy"),
     "npy-huge-declared-shape": HostileCase(npy_huge_declared_shape, "image_prior", 413, "exceeds", "h.npy"),
-    "npz-bomb": HostileCase(npz_bomb, "reference_clip", 413, "unpack", "bomb.npz"),
+    "npz-bomb": HostileCase(npz_bomb, "reference_clip", 413, "exceeds the limit", "bomb.npz"),
+    "npz-lying-member-size": HostileCase(npz_lying_member_size, "reference_clip", 413, "unpacks", "lie.npz"),
     "not-a-medical-file": HostileCase(not_a_medical_file, "image_prior", 422, "unrecognised format", "a.pdf"),
     "empty": HostileCase(empty_file, "image_prior", 422, "empty", "e.png"),
 }
