@@ -34,13 +34,15 @@ def select_clips(clips_by_class: Mapping[str, Sequence[T]], max_banks: int, seed
     rng = np.random.default_rng(seed)
     chosen = {}
     for name, clips in clips_by_class.items():
-        picked = rng.choice(len(clips), size=shares[name], replace=False) if shares[name] else []
-        chosen[name] = [clips[i] for i in sorted(int(i) for i in picked)]
+        picked = rng.choice(len(clips), size=shares[name], replace=False)
+        chosen[name] = [clips[int(i)] for i in sorted(picked)]
     return chosen
 
 
 def balanced_samples(
-    clips_per_class: Mapping[str, int], samples_per_bank: int, banks_per_class: Mapping[str, int] | None = None
+    clips_per_class: Mapping[str, int],
+    samples_per_bank: int,
+    banks_per_class: Mapping[str, int] | None = None,
 ) -> dict[str, list[int]]:
     """Samples per bank so every class reaches real + synthetic = majority × (1 + samples_per_bank); a class's
     synthetic total is spread over its banks (`banks_per_class`, default one per real clip), floor/ceil."""

@@ -41,7 +41,8 @@ def check_job_size(settings: Settings, plan: JobPlan, clips_loc: Sequence[str | 
         raise field_error(
             422,
             clips_loc,
-            f"the job plans {plan.clips:,} clips; a job may plan at most max_job_clips={settings.max_job_clips:,} "
+            f"the job plans {plan.clips:,} clips; a job may plan at most "
+            f"max_job_clips={settings.max_job_clips:,} "
             "(fewer banks or samples, or banks_from.max_banks)",
             QUOTA_EXCEEDED,
         )
@@ -49,8 +50,9 @@ def check_job_size(settings: Settings, plan: JobPlan, clips_loc: Sequence[str | 
         raise field_error(
             422,
             ["body", "sampler", "steps"],
-            f"the job plans {plan.clips:,} clips × {plan.steps} steps = {plan.clip_steps:,} clip-steps; a job may "
-            f"plan at most max_job_clip_steps={settings.max_job_clip_steps:,} (fewer steps or clips)",
+            f"the job plans {plan.clips:,} clips × {plan.steps} steps = {plan.clip_steps:,} clip-steps; "
+            f"a job may plan at most max_job_clip_steps={settings.max_job_clip_steps:,} "
+            "(fewer steps or clips)",
             QUOTA_EXCEEDED,
         )
 
@@ -66,7 +68,9 @@ def stored_bytes(session: Session, project: Project) -> int:
     jobs = select(Job.id).where(Job.project_id == project.id)
     clips = select(func.coalesce(func.sum(Clip.size_bytes), 0)).where(Clip.job_id.in_(jobs))
     assets = select(func.coalesce(func.sum(Asset.size_bytes), 0)).where(Asset.project_id == project.id)
-    databases = select(func.coalesce(func.sum(Job.database_size_bytes), 0)).where(Job.project_id == project.id)
+    databases = select(func.coalesce(func.sum(Job.database_size_bytes), 0)).where(
+        Job.project_id == project.id
+    )
     return sum(int(session.scalar(query) or 0) for query in (clips, assets, databases))
 
 
@@ -92,8 +96,9 @@ def check_project_quota(
     if queued + plan.clip_steps > settings.max_project_queued_clip_steps:
         raise _too_many(
             settings,
-            f"the project's unfinished jobs hold {queued:,} clip-steps; this job's {plan.clip_steps:,} would pass "
-            f"max_project_queued_clip_steps={settings.max_project_queued_clip_steps:,} (retry when they have run)",
+            f"the project's unfinished jobs hold {queued:,} clip-steps; this job's {plan.clip_steps:,} "
+            f"would pass max_project_queued_clip_steps={settings.max_project_queued_clip_steps:,} "
+            "(retry when they have run)",
         )
     stored = stored_bytes(session, project)
     planned = plan.frame_bytes(model)

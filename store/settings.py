@@ -36,15 +36,6 @@ class Settings(BaseSettings):
     max_image_pixels: int = 4096 * 4096
     max_clip_frames: int = 1024
     max_clip_voxels: int = 256 * 1024 * 1024
-    # What an upload keeps (docs/reliability.md "Uploads under the default limits"): the first frames and the
-    # frame size the largest registered model uses, at most these; the rest is never decoded.
-    condition_max_frames: int = Field(default=32, ge=2, description="most frames a reference clip keeps")
-    condition_max_side: int = Field(
-        default=256, ge=2, description="most pixels of a kept frame's height and width (the paper's 256×256)"
-    )
-    max_upload_seconds: float = Field(
-        default=30.0, gt=0, description="wall-clock budget of decoding one upload"
-    )
     presigned_expiry_s: int = 3600
     page_size_max: int = 500
 
@@ -57,7 +48,9 @@ class Settings(BaseSettings):
         default=50, ge=1, description="most queued or running jobs of one project"
     )
     max_project_queued_clip_steps: int = Field(
-        default=8_000_000, ge=1, description="most clips × steps not yet sampled, over a project's unfinished jobs"
+        default=8_000_000,
+        ge=1,
+        description="most clips × steps not yet sampled, over a project's unfinished jobs",
     )
     max_project_storage_bytes: int = Field(
         default=200 * 1024**3,

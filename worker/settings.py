@@ -53,8 +53,8 @@ class WorkerSettings(Settings):
     worker_fair_share_slice_s: float = Field(
         default=300.0,
         ge=0,
-        description="after this long on one job, between batches, the worker turns to a queued job of another "
-        "project (this one goes to the back of the queue)",
+        description="after this long on one job, between batches, the worker turns to a queued job of "
+        "another project (this one goes to the back of the queue)",
     )
     worker_model_cache_size: int = Field(
         default=1, ge=1, description="pipelines kept loaded per worker process"

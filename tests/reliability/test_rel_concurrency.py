@@ -11,8 +11,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from sqlalchemy import text
 from reliability_support import UvicornServer, load_corpus, service_environment
+from sqlalchemy import text
 
 from migrations import upgrade
 from store.db import build_engine, build_sessionmaker

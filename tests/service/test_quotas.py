@@ -1,6 +1,6 @@
 """Quotas with the DEFAULT limits: one job's work (422 naming the field and the limit), a project's unfinished
-jobs, queued clip-steps and storage (429 + Retry-After naming the limit); banks_from's `max_banks` (random from
-the job's seed, balanced by class) and the planned counts in the 202 response."""
+jobs, queued clip-steps and storage (429 + Retry-After naming the limit); banks_from's `max_banks`
+(random from the job's seed, balanced by class) and the planned counts in the 202 response."""
 
 from __future__ import annotations
 
@@ -84,7 +84,9 @@ def test_the_probes_ten_million_clip_job_is_refused_fast_and_leaves_nothing(
     elapsed = time.monotonic() - started
     error = only_error(response, 422)
     assert error["loc"] == ["body", "banks"]
-    assert error["msg"].startswith("the job plans 10,000,000 clips; a job may plan at most max_job_clips=20,000")
+    assert error["msg"].startswith(
+        "the job plans 10,000,000 clips; a job may plan at most max_job_clips=20,000"
+    )
     assert elapsed < 5, elapsed
     assert row_counts(sessions) == before and sender.sent == []
 
@@ -163,9 +165,9 @@ def test_storage_of_a_project_is_capped(
     assert fits.status_code == 202, fits.text  # one tiny clip: 8 frames × 32 × 32 bytes, exactly at the cap
     refused = client.post("/v1/jobs", headers=headers, json=job(tiny_model, banks(1, 2), steps=1))
     assert only_error(refused, 429)["msg"] == (
-        f"the project stores {DEFAULTS.max_project_storage_bytes - 8192:,} bytes; this job's clips (16,384 bytes "
-        f"of frames) would pass max_project_storage_bytes={DEFAULTS.max_project_storage_bytes:,} "
-        "(an operator can raise it)"
+        f"the project stores {DEFAULTS.max_project_storage_bytes - 8192:,} bytes; this job's clips "
+        "(16,384 bytes of frames) would pass "
+        f"max_project_storage_bytes={DEFAULTS.max_project_storage_bytes:,} (an operator can raise it)"
     )
 
 
@@ -230,7 +232,7 @@ def test_max_banks_draws_training_clips_by_class_from_the_job_seed(
         6,
     )
     balanced = submit(1, samples_per_bank=2, max_banks=2, balance_to_majority=True)
-    # class_0 has 2 real clips, class_1 one: each ends with 2 × (1 + 2) = 6 real + synthetic, over one bank each
+    # class_0 has 2 real clips, class_1 one: each ends with 2 × (1 + 2) = 6 real + synthetic, one bank each
     assert [(b["class_label"], b["samples"]) for b in balanced["banks"]] == [("class_0", 4), ("class_1", 5)]
     assert balanced["progress"]["clips_total"] == 9
     too_many = client.post(

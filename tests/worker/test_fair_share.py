@@ -58,7 +58,8 @@ def test_a_long_job_yields_to_another_projects_job_between_batches(
         job = session.get_one(Job, long_job)
         assert (job.deliveries, job.clips_done, job.started_at) == (1, 6, started_at)
         clips = session.scalars(select(Clip).where(Clip.job_id == long_job)).all()
-        assert sorted((c.bank.index, c.index_in_bank) for c in clips) == [(b, i) for b in (0, 1) for i in range(3)]
+        expected = [(b, i) for b in (0, 1) for i in range(3)]
+        assert sorted((c.bank.index, c.index_in_bank) for c in clips) == expected
         kinds = session.scalars(
             select(AuditEvent.kind).where(AuditEvent.project_id == job.project_id).order_by(AuditEvent.seq)
         ).all()
