@@ -36,6 +36,15 @@ class Settings(BaseSettings):
     max_image_pixels: int = 4096 * 4096
     max_clip_frames: int = 1024
     max_clip_voxels: int = 256 * 1024 * 1024
+    # What an upload keeps (docs/reliability.md "Uploads under the default limits"): the first frames and the
+    # frame size the largest registered model uses, at most these; the rest is never decoded.
+    condition_max_frames: int = Field(default=32, ge=2, description="most frames a reference clip keeps")
+    condition_max_side: int = Field(
+        default=256, ge=2, description="most pixels of a kept frame's height and width (the paper's 256×256)"
+    )
+    max_upload_seconds: float = Field(
+        default=30.0, gt=0, description="wall-clock budget of decoding one upload"
+    )
     presigned_expiry_s: int = 3600
     page_size_max: int = 500
 
