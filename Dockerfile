@@ -16,17 +16,8 @@ RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml
        fi \
     && pip install -r /tmp/requirements.txt
 
-COPY README.md ./
-COPY api ./api
-COPY store ./store
-COPY migrations ./migrations
-COPY worker ./worker
-COPY generator ./generator
-COPY filter ./filter
-COPY classify ./classify
-COPY ingest ./ingest
-COPY training ./training
-COPY cli ./cli
+# the packages pyproject.toml installs (.dockerignore lets only them and README.md in)
+COPY . ./
 RUN pip install --no-deps .
 
 USER ctrlgenaug

@@ -8,6 +8,7 @@ from typing import Any
 
 import jsonschema_rs
 import pytest
+import tomllib
 import yaml
 
 COMPOSE = Path(__file__).resolve().parents[2] / "docker-compose.yml"
@@ -87,3 +88,15 @@ def test_dockerfile_runs_as_a_user_and_installs_dependencies_before_the_code() -
     )
     dependency_install = next(i for i, words in enumerate(lines) if "-r" in words and "pip" in words)
     assert dependency_install < first_code_copy
+
+
+def test_the_image_gets_every_package_pyproject_installs() -> None:
+    pyproject = tomllib.loads((COMPOSE.parent / "pyproject.toml").read_text())
+    packages = {p.rstrip("*") for p in pyproject["tool"]["setuptools"]["packages"]["find"]["include"]}
+    admitted = {
+        line[1:].strip()
+        for line in (COMPOSE.parent / ".dockerignore").read_text().splitlines()
+        if line[:1] == "!"
+    }
+    assert packages <= admitted, packages - admitted
+    assert all((COMPOSE.parent / name).is_dir() for name in packages)
