@@ -13,6 +13,7 @@ HEADLINE = (
     ("coherence_ratio", "coherence gen/real"),
     ("precision", "precision"),
     ("recall", "recall"),
+    ("coverage", "coverage"),
     ("accuracy", "real-clf accuracy"),
     ("prior_ssim", "prior SSIM"),
     ("motion_epe", "motion EPE"),
@@ -37,6 +38,9 @@ def synthesis(
     sampler: str = typer.Option("dpmsolver++", help="ddim | dpmsolver++ | unipc"),
     steps: int = typer.Option(25, help="denoising steps"),
     guidance: float = typer.Option(7.5, help="classifier-free guidance scale"),
+    guided_conditions: str | None = typer.Option(
+        None, help="comma-separated conditions guidance pushes on (default: the sampler's default)"
+    ),
     seed: int = typer.Option(0, help="seed of the clips (clip i: seed + i) and of the classifier"),
     k: int = typer.Option(3, help="k of the improved precision/recall manifolds"),
     feature_size: int = typer.Option(32, help="precision/recall features: frames resized to SIZE×SIZE"),
@@ -67,6 +71,9 @@ def synthesis(
             sampler=sampler,
             steps=steps,
             guidance_scale=guidance,
+            guided_conditions=None
+            if guided_conditions is None
+            else tuple(name.strip() for name in guided_conditions.split(",") if name.strip()),
             seed=seed,
             k=k,
             feature_size=feature_size,

@@ -20,10 +20,11 @@ from generator.conditions import BankConditions
 from generator.fast import FastPathSettings, FastSampler
 from generator.motion import extract_motion_field
 from generator.pipeline import CtrlGenAugPipeline
-from generator.sampling import SAMPLER_NAMES, SamplerSettings
+from generator.sampling import SamplerSettings
 from quality.classifier import RealClassifier, load_real_classifier, train_real_classifier
 from quality.metrics import (
     clip_distances,
+    coverage,
     cross_patient_threshold,
     fit_standardiser,
     frame_coherence,
@@ -50,6 +51,7 @@ FIGURES = (
     "vae_seq_real",
     "precision",
     "recall",
+    "coverage",
     "accuracy",
     "prior_ssim",
     "motion_epe",
@@ -71,6 +73,7 @@ class QualitySettings:
     penultimate features of that classifier), a classifier folder, or a Kinetics I3D TorchScript file.
     `feature_size` and `feature_std_floor` define the precision/recall feature space;
     `memorisation_quantile` picks the cross-patient distance below which a generated clip counts as memorised.
+    `guided_conditions`: the conditions classifier-free guidance pushes on (None: `SamplerSettings`' default).
     """
 
     banks_per_class: int = 2
@@ -78,6 +81,7 @@ class QualitySettings:
     sampler: str = "dpmsolver++"
     steps: int = 25
     guidance_scale: float = 7.5
+    guided_conditions: tuple[str, ...] | None = None
     seed: int = 0
     k: int = 3
     feature_size: int = 32
@@ -93,8 +97,7 @@ class QualitySettings:
         for name in ("banks_per_class", "clips_per_bank", "k", "feature_size", "classifier_epochs"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.sampler not in SAMPLER_NAMES:
-            raise ValueError(f"sampler must be one of {SAMPLER_NAMES}, got {self.sampler!r}")
+        _ = self.sampler_settings  # SamplerSettings refuses a bad solver, step count, scale or condition
         if self.feature_std_floor <= 0:
             raise ValueError(f"feature_std_floor must be > 0, got {self.feature_std_floor}")
         if not 0.0 <= self.memorisation_quantile <= 1.0:
@@ -102,7 +105,12 @@ class QualitySettings:
 
     @property
     def sampler_settings(self) -> SamplerSettings:
-        return SamplerSettings(name=self.sampler, steps=self.steps, guidance_scale=self.guidance_scale)
+        return SamplerSettings(
+            name=self.sampler,
+            steps=self.steps,
+            guidance_scale=self.guidance_scale,
+            guided_conditions=self.guided_conditions,
+        )
 
     def feature_space(self) -> str:
         return (
@@ -116,6 +124,7 @@ class QualitySettings:
     def to_json(self) -> dict[str, Any]:
         settings = asdict(self)
         settings["classifier"] = None if self.classifier is None else str(self.classifier)
+        settings["guided_conditions"] = list(self.sampler_settings.guided)
         return settings
 
 
@@ -284,11 +293,11 @@ def _clip_figures(
     return figures
 
 
-def _precision_recall(
+def _manifold_figures(
     build: DataBuild, generated: Generated, settings: QualitySettings
-) -> dict[int | None, tuple[float | None, float | None]]:
-    """Improved precision and recall of generated vs real training frames, per class index and overall (None),
-    in the feature space of `QualitySettings.feature_space`."""
+) -> dict[int | None, dict[str, float | None]]:
+    """Improved precision and recall, and coverage, of generated vs real training frames, per class index and
+    overall (None), in the feature space of `QualitySettings.feature_space`."""
     real = frame_features(build.train.clips, settings.feature_size)
     mean, std = fit_standardiser(real, settings.feature_std_floor)
     real = (real - mean) / std
@@ -297,17 +306,18 @@ def _precision_recall(
     real_labels, fake_labels = np.repeat(build.train.labels, frames), np.repeat(generated.labels, frames)
     real_clip = np.repeat(np.arange(len(build.train.labels)), frames)
     fake_clip = np.repeat(np.arange(len(generated.labels)), frames)
-    result: dict[int | None, tuple[float | None, float | None]] = {}
+    result: dict[int | None, dict[str, float | None]] = {}
     for class_index in (None, *range(len(build.class_names))):
         real_rows = np.ones(len(real), bool) if class_index is None else real_labels == class_index
         fake_rows = np.ones(len(fake), bool) if class_index is None else fake_labels == class_index
         clips = min(len(np.unique(real_clip[real_rows])), len(np.unique(fake_clip[fake_rows])))
         if clips < 2 or min(real_rows.sum(), fake_rows.sum()) <= settings.k:
-            result[class_index] = (None, None)
+            result[class_index] = {"precision": None, "recall": None, "coverage": None}
             continue
-        result[class_index] = precision_recall(
-            real[real_rows], fake[fake_rows], settings.k, real_clip[real_rows], fake_clip[fake_rows]
-        )
+        groups = real_clip[real_rows], fake_clip[fake_rows]
+        precision, recall = precision_recall(real[real_rows], fake[fake_rows], settings.k, *groups)
+        covered = coverage(real[real_rows], fake[fake_rows], settings.k, groups[0])
+        result[class_index] = {"precision": precision, "recall": recall, "coverage": covered}
     return result
 
 
@@ -355,7 +365,7 @@ def evaluate_synthesis(
         settings.memorisation_quantile,
     )
     figures = _clip_figures(pipeline, build, generated, classifier, settings, threshold, say)
-    prec_rec = _precision_recall(build, generated, settings)
+    manifold = _manifold_figures(build, generated, settings)
     say("FVD")
     fvd, fvd_label = _fvd(settings, classifier, build.train.clips, generated.clips)
 
@@ -363,7 +373,7 @@ def evaluate_synthesis(
         values: dict[str, float | None] = dict.fromkeys(FIGURES)
         values.update({name: figure.mean(class_index) for name, figure in figures.items()})
         values["coherence_ratio"] = _ratio(values["coherence_generated"], values["coherence_real"])
-        values["precision"], values["recall"] = prec_rec[class_index]
+        values.update(manifold[class_index])
         chosen = (
             generated.labels if class_index is None else generated.labels[generated.labels == class_index]
         )

@@ -94,6 +94,17 @@ def precision_recall(
     return precision, recall
 
 
+def coverage(
+    real: np.ndarray, generated: np.ndarray, k: int = 3, real_groups: np.ndarray | None = None
+) -> float:
+    """Coverage (Naeem et al. 2020): the share of real samples whose real k-NN ball (as in
+    `precision_recall`) holds a generated sample. Unlike recall it is not inflated by generated outliers,
+    whose own balls are wide enough to hold every real sample."""
+    real, generated = np.asarray(real, np.float64), np.asarray(generated, np.float64)
+    radii = _kth_neighbour_radii(real, k, real_groups)
+    return float(np.mean((cdist(real, generated) <= radii[:, None]).any(axis=1)))
+
+
 def _kth_neighbour_radii(features: np.ndarray, k: int, groups: np.ndarray | None) -> np.ndarray:
     groups = np.arange(len(features)) if groups is None else np.asarray(groups)
     if groups.shape != (len(features),):

@@ -92,6 +92,7 @@ def test_every_class_and_overall_carry_every_figure(report: QualityReport) -> No
         "vae_seq_real",
         "precision",
         "recall",
+        "coverage",
         "accuracy",
         "prior_ssim",
         "motion_epe",
@@ -128,7 +129,8 @@ def test_an_untrained_model_is_reported_as_bad(report: QualityReport) -> None:
     assert overall["vae_psnr_db"] < 20.0
     assert overall["prior_ssim"] < 0.5
     assert 0.0 <= overall["memorised_share"] <= 1.0
-    assert 0.0 <= overall["precision"] <= 1.0 and 0.0 <= overall["recall"] <= 1.0
+    for name in ("precision", "recall", "coverage"):
+        assert 0.0 <= overall[name] <= 1.0
     assert overall["motion_epe"] > 0.0
 
 

@@ -7,6 +7,7 @@ import pytest
 
 from quality.metrics import (
     clip_distances,
+    coverage,
     cross_patient_threshold,
     fit_standardiser,
     frame_coherence,
@@ -86,6 +87,17 @@ def test_precision_recall_groups_keep_radii_from_other_clips() -> None:
     assert precision_recall(real, generated, k=2)[0] == 0.0
     groups = np.array([0, 0, 0, 1, 1, 1])
     assert precision_recall(real, generated, k=2, real_groups=groups, generated_groups=np.arange(4))[0] == 1.0
+
+
+def test_scattered_outliers_get_full_recall_but_no_coverage() -> None:
+    rng = np.random.default_rng(7)
+    real = rng.normal(size=(50, 4))
+    outliers = rng.normal(scale=100.0, size=(20, 4))  # far from the data and from each other
+    assert precision_recall(real, outliers, k=3) == (0.0, 1.0)
+    assert coverage(real, outliers, k=3) == 0.0
+    assert coverage(real, real.copy(), k=3) == 1.0
+    line = np.arange(10.0)[:, None]  # every k=1 ball has radius 1
+    assert coverage(line, np.array([[0.0]]), k=1) == pytest.approx(2 / 10)
 
 
 def test_precision_recall_refuses_too_few_neighbours() -> None:

@@ -16,6 +16,7 @@ const FIGURES = [
   ["vae_seq_real", "VAE-Seq, real"],
   ["precision", "Precision (k-NN manifold)"],
   ["recall", "Recall (k-NN manifold)"],
+  ["coverage", "Coverage (k-NN manifold)"],
   ["accuracy", "Real-data classifier accuracy, generated"],
   ["real_test_accuracy", "Real-data classifier accuracy, real test"],
   ["prior_ssim", "Image-prior SSIM (first frame)"],
