@@ -104,13 +104,14 @@ def datasets_register(
     name: Annotated[str | None, typer.Option(help="dataset name (default: the data folder's name)")] = None,
 ) -> None:
     from api.state import default_motion_extractor
-    from store.datasets import register_dataset
+    from store.datasets import ClipBounds, register_dataset
     from store.keys import get_or_create_project
     from store.objects import build_object_store
     from store.settings import get_settings
     from store.unit_of_work import unit_of_work
 
-    store = build_object_store(get_settings())
+    settings = get_settings()
+    store = build_object_store(settings)
     with _session() as session:
         project_row = get_or_create_project(session, project)
         try:
@@ -122,6 +123,11 @@ def datasets_register(
                     name=name or manifest.resolve().parent.name,
                     manifest_path=manifest,
                     extract_motion=default_motion_extractor,
+                    bounds=ClipBounds(
+                        max_frames=settings.condition_max_frames,
+                        max_side=settings.condition_max_side,
+                        max_file_bytes=settings.max_upload_bytes,
+                    ),
                 )
         except ValueError as exc:
             raise typer.BadParameter(str(exc), param_hint="MANIFEST") from exc

@@ -5,9 +5,11 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import shutil
 import uuid
 import zipfile
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
@@ -22,6 +24,10 @@ from store.models import AssetKind, Dataset, DatasetClip
 from store.unit_of_work import StagedObjects
 
 MotionExtractor = Callable[[np.ndarray], np.ndarray]
+NPY_HEADER_READERS = {
+    (1, 0): np.lib.format.read_array_header_1_0,
+    (2, 0): np.lib.format.read_array_header_2_0,
+}
 
 
 class ManifestLine(BaseModel):
@@ -72,22 +78,56 @@ def _inside(root: Path, relative: str, field: str) -> Path:
     return path
 
 
-def _clip_frames(data: bytes, clip_id: str) -> np.ndarray:
+@dataclass(frozen=True)
+class ClipBounds:
+    """The largest training clip registered (settings `condition_max_frames`, `condition_max_side`): what a
+    model can use, so a clip's arrays are checked from their NPY headers before anything is inflated."""
+
+    max_frames: int
+    max_side: int
+    max_file_bytes: int
+
+
+def _npz_member_header(data: bytes | Path, member: str, what: str) -> tuple[tuple[int, ...], np.dtype]:
+    """(shape, dtype) from the NPY header of one NPZ member, read without inflating its data."""
+    try:
+        with zipfile.ZipFile(io.BytesIO(data) if isinstance(data, bytes) else data) as archive:
+            with archive.open(f"{member}.npy") as stream:
+                version = np.lib.format.read_magic(stream)
+                if version not in NPY_HEADER_READERS:
+                    raise ValueError(f"NPY format version {version} is not supported")
+                shape, _, dtype = NPY_HEADER_READERS[version](stream)
+    except KeyError as exc:
+        raise ValueError(f"{what}: no '{member}' array") from exc
+    except (zipfile.BadZipFile, ValueError, EOFError, OSError) as exc:
+        raise ValueError(f"{what}: unreadable NPZ ({exc})") from exc
+    return tuple(shape), dtype
+
+
+def _clip_frames(data: bytes, clip_id: str, bounds: ClipBounds) -> np.ndarray:
+    shape, dtype = _npz_member_header(data, "frames", f"clip {clip_id}")
+    if dtype != np.uint8 or len(shape) != 3:
+        raise ValueError(f"clip {clip_id}: frames must be uint8 (F, H, W), got {dtype} {shape}")
+    if shape[0] > bounds.max_frames or max(shape[1:]) > bounds.max_side:
+        raise ValueError(
+            f"clip {clip_id}: frames {shape} exceed what a model can use ({bounds.max_frames} frames of at "
+            f"most {bounds.max_side}×{bounds.max_side}; condition_max_frames, condition_max_side)"
+        )
     with np.load(io.BytesIO(data), allow_pickle=False) as npz:
-        frames = npz["frames"]
-    if frames.dtype != np.uint8 or frames.ndim != 3:
-        raise ValueError(f"clip {clip_id}: frames must be uint8 (F, H, W), got {frames.dtype} {frames.shape}")
-    return frames
+        return npz["frames"]
 
 
 def _motion_field(root: Path, line: ManifestLine, frames: np.ndarray, extract: MotionExtractor) -> np.ndarray:
     cached = root / "motion" / f"{line.clip_id}.npz"
+    expected = (frames.shape[0], 2, frames.shape[1], frames.shape[2])
     if cached.is_file():
+        shape, dtype = _npz_member_header(cached, "field", f"clip {line.clip_id} motion")
+        if shape != expected or dtype.kind != "f":
+            raise ValueError(f"clip {line.clip_id}: motion field {dtype} {shape}, expected float {expected}")
         with np.load(cached, allow_pickle=False) as npz:
             field = npz["field"]
     else:
         field = extract(frames)
-    expected = (frames.shape[0], 2, frames.shape[1], frames.shape[2])
     if field.shape != expected:
         raise ValueError(f"clip {line.clip_id}: motion field shape {field.shape}, expected {expected}")
     return field.astype(np.float32)
@@ -101,8 +141,10 @@ def register_dataset(
     name: str,
     manifest_path: Path,
     extract_motion: MotionExtractor,
+    bounds: ClipBounds,
 ) -> Dataset:
-    """Stage an image-prior asset (first frame) and a reference-clip asset (motion) per training clip.
+    """Stage an image-prior asset (first frame) and a reference-clip asset (motion) per training clip; a clip
+    file or array beyond `bounds` is refused before it is read or inflated.
 
     Commit through `store.unit_of_work.unit_of_work`, which also removes the objects if anything fails.
     """
@@ -118,10 +160,16 @@ def register_dataset(
     )
     session.add(dataset)
     for line in (line for line in lines if line.split == "train"):
-        clip_bytes = _inside(root, line.path, f"clip {line.clip_id} path").read_bytes()
+        clip_path = _inside(root, line.path, f"clip {line.clip_id} path")
+        if clip_path.is_file() and clip_path.stat().st_size > bounds.max_file_bytes:
+            raise ValueError(
+                f"clip {line.clip_id}: {clip_path.stat().st_size} bytes, more than the upload limit of "
+                f"{bounds.max_file_bytes}"
+            )
+        clip_bytes = clip_path.read_bytes()
         if hashlib.sha256(clip_bytes).hexdigest() != line.sha256:
             raise ValueError(f"clip {line.clip_id}: file SHA-256 does not match the manifest")
-        frames = _clip_frames(clip_bytes, line.clip_id)
+        frames = _clip_frames(clip_bytes, line.clip_id, bounds)
         first_frame = frames[0]
         prior = stage_asset(
             session,
@@ -182,7 +230,9 @@ def extract_dataset_archive(archive: bytes, destination: Path, max_bytes: int) -
                 continue
             target = _inside(destination, member.filename, "file member")
             target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(zf.read(member))
+            # in pieces: zipfile inflates a member no further than the size its header declares
+            with zf.open(member) as source, target.open("wb") as out:
+                shutil.copyfileobj(source, out, 1 << 20)
     manifests = sorted(destination.rglob("manifest.jsonl"), key=lambda p: len(p.parts))
     if not manifests:
         raise ValueError("file: archive has no manifest.jsonl")

@@ -14,7 +14,7 @@ from starlette.concurrency import run_in_threadpool
 from api.deps import ProjectDep, SessionDep, StateDep
 from api.errors import ERROR_RESPONSES, ErrorResponse, field_error
 from api.schemas import NUL_FREE, DatasetOut
-from store.datasets import extract_dataset_archive, register_dataset
+from store.datasets import ClipBounds, extract_dataset_archive, register_dataset
 from store.models import Dataset
 from store.unit_of_work import unit_of_work
 
@@ -64,6 +64,11 @@ async def create_dataset(
                     name=name,
                     manifest_path=manifest,
                     extract_motion=state.extract_motion,
+                    bounds=ClipBounds(
+                        max_frames=state.settings.condition_max_frames,
+                        max_side=state.settings.condition_max_side,
+                        max_file_bytes=max_bytes,
+                    ),
                 )
 
     try:

@@ -8,17 +8,21 @@ the upload time budget. With a model registered, the upload keeps that model's f
 
 from __future__ import annotations
 
+import hashlib
+import io
 import json
 import os
+import resource
 import subprocess
 import sys
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from reliability_support import REPO, load_corpus
+from reliability_support import REPO, bucket_keys, load_corpus, row_counts
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -146,3 +150,40 @@ def test_uploads_keep_the_frames_and_size_of_the_largest_registered_model(
     )
     assert prior.status_code == 201, prior.text
     assert prior.json()["shape"] == [kept_height, kept_width]
+
+
+def test_dataset_clip_beyond_what_a_model_can_use_is_refused_before_inflating(
+    client: TestClient,
+    make_key: Callable[[str], dict[str, str]],
+    sessions: sessionmaker[Session],
+    s3_store: S3ObjectStore,
+) -> None:
+    """A data build whose training clip is the probe's kind of NPZ (600×512×512 zeros, ~150 KB): refused from
+    the clip's NPY header, naming the clip, in bounded memory, leaving nothing behind."""
+    clip = CORPUS.npz_zeros_clip(frames=600, side=512)
+    line = {
+        "clip_id": "big",
+        "path": "clips/big.npz",
+        "sha256": hashlib.sha256(clip).hexdigest(),
+        "class_name": "a",
+        "class_index": 0,
+        "split": "train",
+    }
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("build/manifest.jsonl", json.dumps(line) + "\n")
+        archive.writestr("build/clips/big.npz", clip)
+    headers = make_key("datasets")
+    before = (row_counts(sessions), bucket_keys(s3_store))
+    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    response = client.post(
+        "/v1/datasets", headers=headers, data={"name": "big"}, files={"file": ("b.zip", buffer.getvalue())}
+    )
+    rss_growth = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - rss_before
+    assert response.status_code == 422, response.text
+    assert response.json()["detail"][0]["loc"] == ["body", "file"]
+    assert response.json()["detail"][0]["msg"].startswith(
+        "clip big: frames (600, 512, 512) exceed what a model can use (32 frames of at most 256×256"
+    )
+    assert rss_growth < 64 * 1024 * 1024
+    assert (row_counts(sessions), bucket_keys(s3_store)) == before
