@@ -120,6 +120,7 @@ def up(
     import uvicorn
 
     from cli.configuration import checked_settings
+    from cli.ready_banner import announce_when_ready
     from cli.worker_supervisor import WorkerSupervisor
     from migrations import upgrade
     from store.settings import get_settings
@@ -137,6 +138,7 @@ def up(
     )
     worker.start()
     typer.echo(f"Ctrl-GenAug on http://{host}:{port} (data in {data_dir}); Ctrl-C stops it", err=True)
+    announce_when_ready(host, port, data_dir, lambda line: typer.echo(line, err=True))
     try:
         uvicorn.run("api.main:app_from_environment", factory=True, host=host, port=port)
     finally:
