@@ -42,7 +42,7 @@ class RealClassifier:
 
 
 def train_real_classifier(
-    clips: np.ndarray, labels: np.ndarray, num_classes: int, seed: int, epochs: int = 30
+    clips: np.ndarray, labels: np.ndarray, num_classes: int, seed: int, epochs: int = 30, device: str = "cpu"
 ) -> RealClassifier:
     """A tiny I3D trained on real clips only, with the recipe of the demo's filter classifier (AdamW lr 1e-3,
     batch 8, basic augmentation) but its own seed and run."""
@@ -50,12 +50,14 @@ def train_real_classifier(
     model = build_classifier("i3d", num_classes, 1, **build_kwargs("i3d", tiny=True))
     transform = build_clip_transform(AugmentSettings.for_method("basic"), size)
     dataset = ClipDataset(clips, labels, size, ClipNormalization(), transform)
-    train_classifier(model, dataset, TrainSettings(epochs=epochs, lr=1e-3, seed=seed), num_classes)
+    train_classifier(
+        model, dataset, TrainSettings(epochs=epochs, lr=1e-3, seed=seed, device=device), num_classes
+    )
     label = f"tiny I3D trained here on the {len(labels)} real training clips ({epochs} epochs, seed {seed})"
     return RealClassifier(model.eval(), ClipNormalization(), size, label)
 
 
-def load_real_classifier(directory: Path) -> RealClassifier:
-    model, meta = load_classifier(directory)
+def load_real_classifier(directory: Path, device: str = "cpu") -> RealClassifier:
+    model, meta = load_classifier(directory, device=device)
     label = f"classifier {meta['name']} from {directory}"
     return RealClassifier(model, ClipNormalization(**meta["normalization"]), meta.get("size"), label)

@@ -190,7 +190,7 @@ def _latents(pipeline: CtrlGenAugPipeline, clips: np.ndarray) -> np.ndarray:
 
 def _classifier(build: DataBuild, settings: QualitySettings, progress: Progress) -> RealClassifier:
     if settings.classifier is not None:
-        return load_real_classifier(settings.classifier)
+        return load_real_classifier(settings.classifier, settings.device)
     progress("training the real-data classifier on the training split")
     return train_real_classifier(
         build.train.clips,
@@ -198,6 +198,7 @@ def _classifier(build: DataBuild, settings: QualitySettings, progress: Progress)
         len(build.class_names),
         settings.seed,
         settings.classifier_epochs,
+        settings.device,
     )
 
 
@@ -215,7 +216,7 @@ def _fvd(
             size=classifier.size,
         )
     elif Path(choice).is_dir():
-        loaded = load_real_classifier(Path(choice))
+        loaded = load_real_classifier(Path(choice), settings.device)
         extractor = FeatureExtractor(
             label=f"{loaded.label}; not the Kinetics I3D of published FVD",
             model=loaded.model,
