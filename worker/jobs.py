@@ -24,6 +24,7 @@ from worker.filtering import filter_job
 from worker.generation import generate_job
 from worker.locks import job_lock
 from worker.monitor import CANCELLED, SHUTTING_DOWN, YIELDED, JobInterrupted, JobMonitor
+from worker.settings import WorkerSettings
 
 logger = logging.getLogger(__name__)
 
@@ -35,6 +36,10 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     urllib3.exceptions.HTTPError,
 )
 BUSY, MISSING = "busy", "missing"
+
+
+class JobTooLarge(Exception):
+    """A job planned before the per-job quotas (or under larger ones) that the worker will not start."""
 
 
 class RequeueJob(Exception):
@@ -131,9 +136,21 @@ def _yield_turn(ctx: WorkerContext, job_id: uuid.UUID) -> None:
         dispatch_outbox(session, ctx.send_task)
 
 
+def _check_size(settings: WorkerSettings, job: Job) -> None:
+    clip_steps = job.clips_total * job.denoise_steps
+    if job.clips_total > settings.max_job_clips or clip_steps > settings.max_job_clip_steps:
+        raise JobTooLarge(
+            f"the job plans {job.clips_total:,} clips × {job.denoise_steps} steps = {clip_steps:,} "
+            f"clip-steps; this worker runs at most max_job_clips={settings.max_job_clips:,} and "
+            f"max_job_clip_steps={settings.max_job_clip_steps:,}"
+        )
+
+
 def _generate(ctx: WorkerContext, job_id: uuid.UUID, monitor: JobMonitor) -> None:
     with ctx.sessions() as session:
-        record = session.get_one(Job, job_id).model
+        job = session.get_one(Job, job_id)
+        _check_size(ctx.settings, job)
+        record = job.model
     model = ctx.models.get(record)
     monitor.check()
     started = time.monotonic()

@@ -84,6 +84,23 @@ def test_a_job_that_keeps_killing_its_worker_fails_as_poison(
     assert process_job(context, job_id) == JobStatus.failed
 
 
+def test_a_job_over_the_job_quota_fails_before_it_samples(
+    context: WorkerContext, submit: Callable[..., uuid.UUID]
+) -> None:
+    job_id = submit()
+    with context.sessions() as session:  # planned before the quotas existed: the probe's 10 million clips
+        session.execute(update(Job).where(Job.id == job_id).values(clips_total=10_000_000, denoise_steps=999))
+        session.commit()
+    assert process_job(context, job_id) == JobStatus.failed
+    with context.sessions() as session:
+        job = session.get_one(Job, job_id)
+        assert (job.deliveries, job.clips_done) == (1, 0)
+        assert job.error == (
+            "JobTooLarge: the job plans 10,000,000 clips × 999 steps = 9,990,000,000 clip-steps; this worker "
+            "runs at most max_job_clips=20,000 and max_job_clip_steps=4,000,000"
+        )
+
+
 def test_a_job_held_by_another_runner_is_left_alone(
     context: WorkerContext, submit: Callable[..., uuid.UUID]
 ) -> None:
