@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from dataclasses import replace
 from pathlib import Path
 
@@ -145,12 +146,7 @@ def test_quality_card_round_trips_and_changes_the_model_checksum(
     report: QualityReport, model_dir: Path, tmp_path: Path
 ) -> None:
     copy = tmp_path / "model"
-    copy.mkdir()
-    for path in model_dir.rglob("*"):
-        if path.is_file():
-            target = copy / path.relative_to(model_dir)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(path.read_bytes())
+    shutil.copytree(model_dir, copy)
     before = model_checksum(copy)
     assert read_quality_card(copy) is None
     assert write_quality_card(copy, report) == copy / QUALITY_CARD
@@ -168,6 +164,8 @@ def test_settings_refuse_bad_values() -> None:
 
 
 def test_cli_writes_the_report_and_the_card(model_dir: Path, data_dir: Path, tmp_path: Path) -> None:
+    evaluated = tmp_path / "model"
+    shutil.copytree(model_dir, evaluated)
     out = tmp_path / "report.json"
     result = CliRunner().invoke(
         app,
@@ -175,7 +173,7 @@ def test_cli_writes_the_report_and_the_card(model_dir: Path, data_dir: Path, tmp
             "evaluate",
             "synthesis",
             "--model",
-            str(model_dir),
+            str(evaluated),
             "--data",
             str(data_dir),
             "--banks-per-class",
@@ -185,6 +183,7 @@ def test_cli_writes_the_report_and_the_card(model_dir: Path, data_dir: Path, tmp
             "--no-motion-ablation",
             "--out",
             str(out),
+            "--write-card",
         ],
     )
     assert result.exit_code == 0, result.output
@@ -195,6 +194,7 @@ def test_cli_writes_the_report_and_the_card(model_dir: Path, data_dir: Path, tmp
     # one generated clip per class: its frames have no neighbours outside their own clip
     assert all(saved["per_class"][name]["precision"] is None for name in CLASSES)
     assert isinstance(saved["overall"]["precision"], float)
+    assert read_quality_card(evaluated) == saved
     assert not (model_dir / QUALITY_CARD).exists()
 
 
