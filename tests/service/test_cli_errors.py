@@ -75,7 +75,8 @@ USER_ERRORS: list[tuple[list[str], dict[str, str], str]] = [
     (["filter", "rerun", "--scores", "/nonexistent.npz", "--out", "o"], {}, "not found"),
     (["train", "vae", "--config", "/nonexistent.yaml"], {}, "does not exist"),
     (["train", "report", "--model", "/nonexistent", "--data", "."], {}, "does not exist"),
-    (["evaluate", "--real", "/nonexistent", "--out", "o"], {}, "No such file or directory"),
+    (["evaluate", "paradigms", "--real", "/nonexistent", "--out", "o"], {}, "No such file or directory"),
+    (["evaluate", "synthesis", "--model", "/nonexistent", "--data", ".", "--out", "o"], {}, "not found"),
 ]
 
 
