@@ -26,7 +26,7 @@ def ctrlgenaug(args: list[str], cwd: Path, **env: str) -> subprocess.CompletedPr
         env={**clean, "PYTHONPATH": str(REPO), "CTRLGENAUG_DATA_DIR": str(cwd / "data"), **env},
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=600,  # a loaded machine imports torch slowly
     )
 
 
