@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import json
 import shutil
+import socket
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import uvicorn
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
@@ -17,6 +21,7 @@ from generator.pipeline import build_tiny_pipeline
 from store.registry import QUALITY_CARD
 from store.settings import Settings, get_settings
 
+CHROMIUM = "/usr/bin/chromium"
 QUALITY = {
     "overall": {"precision": 0.5, "fvd": None},
     "per_class": {"class_0": {"precision": 0.25}},
@@ -92,3 +97,54 @@ def test_console_model_page_is_a_shell_that_loads_the_model(data_dir: Path) -> N
         script = client.get("/console/static/model.js").text
         assert "/v1/models/${encodeURIComponent(reference)}" in script
         assert client.get("/console/models/%3Cb%3E").text.count("<b>") == 0  # the reference is escaped
+
+
+@pytest.mark.browser
+def test_console_model_page_renders_the_figures(data_dir: Path, tiny_model_dir: Path, tmp_path: Path) -> None:
+    from playwright.sync_api import sync_playwright
+
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} is missing: run `make browser` (apt-get install chromium)")
+    evaluated = tmp_path / "evaluated"
+    shutil.copytree(tiny_model_dir, evaluated)
+    (evaluated / QUALITY_CARD).write_text(json.dumps(QUALITY))
+    _cli("models", "register", str(evaluated))
+    key = _cli("keys", "create", "--project", "quality").strip().splitlines()[-1]
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    config = uvicorn.Config(
+        create_app(Settings(data_dir=data_dir)), host="127.0.0.1", port=port, log_level="warning"
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.05)
+    errors: list[str] = []
+    try:
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(
+                executable_path=CHROMIUM, args=["--headless", "--no-sandbox"]
+            )
+            page = browser.new_page()
+            page.on("pageerror", lambda error: errors.append(str(error)))
+            page.goto(f"http://127.0.0.1:{port}/console/login")
+            page.evaluate("key => sessionStorage.setItem('ctrlgenaug.apiKey', key)", key)
+            page.goto(f"http://127.0.0.1:{port}/console/models/tiny-ctrlgenaug")
+            page.wait_for_selector("#quality-table:not([hidden])")
+            header = page.locator("#quality-table thead th").all_inner_texts()
+            precision = page.locator('#quality-table tr[data-figure="precision"] td').all_inner_texts()
+            fvd = page.locator('#quality-table tr[data-figure="fvd"] td').all_inner_texts()
+            definitions = page.locator("#quality-definitions").inner_text()
+            browser.close()
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+    assert header == ["Figure", "class_0", "overall"]
+    assert precision == ["0.250", "0.500"]
+    assert fvd == ["—", "—"]
+    assert "frames resized to 32x32" in definitions
+    assert not errors, errors

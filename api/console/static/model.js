@@ -30,7 +30,7 @@ const FIGURES = [
 ];
 
 function cell(value) {
-  if (value === null || value === undefined) return h("td", { class: "hint" }, "—");
+  if (value === null || value === undefined) return h("td", { class: "number hint" }, "—");
   return h("td", { class: "number" }, Number.isInteger(value) ? String(value) : value.toPrecision(3));
 }
 
