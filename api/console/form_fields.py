@@ -33,7 +33,7 @@ class ChoiceField:
 
 # The README's recommendation for trials, proposed by the form: a fast solver (the API's own default when a
 # request names no sampler stays the paper's DDIM 200).
-FORM_SAMPLER = SamplerIn(name="dpmsolver++", steps=20)
+FORM_SAMPLER = SamplerIn.model_validate({"name": "dpmsolver++", "steps": 20})
 # GPU time per clip and denoising step, measured on one H200 with the paper-sized model (README, GPU users).
 H200_SECONDS_PER_CLIP_STEP = 0.027
 

@@ -32,7 +32,7 @@ def _origin(url: str) -> str | None:
 
 def object_origins(settings: Settings) -> list[str]:
     """Where the API's download URLs point besides itself: S3 as browsers reach it, or the public API URL."""
-    origins = []
+    origins: list[str | None] = []
     if settings.s3_public_endpoint:
         origins.append(settings.s3_public_endpoint)
     elif settings.s3_endpoint:

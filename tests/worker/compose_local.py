@@ -67,16 +67,16 @@ class Servers:
     bucket: str
 
 
-def _netloc(url: str) -> str:
-    return urlsplit(url if "://" in url else f"//{url}").netloc
-
-
-def _server_host(value: str, compose: dict[str, Any], default_port: int) -> str:
-    """The compose service a URL points at, checked to exist (and to listen on the port the URL names)."""
+def _assert_points_at(value: str, compose: dict[str, Any], service: str, port: int) -> None:
+    """`value` (a URL or host:port) names the compose service on the port that service listens on."""
     parts = urlsplit(value if "://" in value else f"//{value}")
-    host, port = parts.hostname or "", parts.port or default_port
-    assert host in compose["services"], f"{value}: {host!r} is not a service of docker-compose.yml"
-    return f"{host}:{port}"
+    assert service in compose["services"], f"docker-compose.yml has no {service!r} service"
+    assert (parts.hostname, parts.port or port) == (service, port), f"{value}: not {service}:{port}"
+
+
+def _s3_port(compose: dict[str, Any]) -> int:
+    flags = [word for word in compose["services"]["s3"]["command"] if word.startswith("-s3.port=")]
+    return int(flags[0].split("=")[1]) if flags else 8333
 
 
 @dataclass
@@ -134,15 +134,15 @@ def local_service(compose: dict[str, Any], name: str, servers: Servers, folders:
 
     env = {str(k): str(v) for k, v in service.get("environment", {}).items()}
     database = urlsplit(env["CTRLGENAUG_DATABASE_URL"])
-    _server_host(env["CTRLGENAUG_DATABASE_URL"], compose, 5432)
+    _assert_points_at(env["CTRLGENAUG_DATABASE_URL"], compose, "postgres", 5432)
     test_database = urlsplit(servers.database_url)
     env["CTRLGENAUG_DATABASE_URL"] = urlunsplit(test_database._replace(scheme=database.scheme))
     broker = urlsplit(env["CTRLGENAUG_BROKER_URL"])
-    _server_host(env["CTRLGENAUG_BROKER_URL"], compose, 6379)
+    _assert_points_at(env["CTRLGENAUG_BROKER_URL"], compose, "redis", 6379)
     env["CTRLGENAUG_BROKER_URL"] = urlunsplit(urlsplit(servers.redis_url)._replace(scheme=broker.scheme))
-    _server_host(env["CTRLGENAUG_S3_ENDPOINT"], compose, 80)
+    _assert_points_at(env["CTRLGENAUG_S3_ENDPOINT"], compose, "s3", _s3_port(compose))
     env["CTRLGENAUG_S3_ENDPOINT"] = servers.s3_endpoint
-    env["CTRLGENAUG_S3_PUBLIC_ENDPOINT"] = f"http://localhost:{_netloc(servers.s3_endpoint).split(':')[1]}"
+    env["CTRLGENAUG_S3_PUBLIC_ENDPOINT"] = f"http://localhost:{servers.s3_endpoint.rsplit(':', 1)[1]}"
     env["CTRLGENAUG_S3_ACCESS_KEY"] = servers.s3_access_key
     env["CTRLGENAUG_S3_SECRET_KEY"] = servers.s3_secret_key
     env["CTRLGENAUG_S3_BUCKET"] = servers.bucket
