@@ -118,9 +118,11 @@ class SpatialSelfAttnProcessor(AttnProcessor2_0):
 class DecoupledCrossAttnProcessor(nn.Module):
     """Decoupled cross-attention (paper Eq. 2, IP-Adapter style).
 
-    One query; text tokens through the layer's own ``to_k``/``to_v``, image-prior tokens through
-    ``to_k_img``/``to_v_img`` (bias-free, so zero image tokens give exactly zero, like no tokens);
-    the two attention outputs are summed before ``to_out``. A missing branch contributes zero.
+    Each condition has its own projections, W^{Q_g}, W^{K_g}, W^{V_g} of Eq. 2 and an output projection (the
+    authors' form): text through the layer's ``to_q``/``to_k``/``to_v``/``to_out``, the image prior through
+    ``to_q_img``/``to_k_img``/``to_v_img``/``to_out_img``; the two outputs are summed. A missing branch
+    contributes exactly zero: the image branch is bias-free (the text branch's ``to_out`` carries the bias),
+    so all-zero image-prior tokens (the dropped condition) give exactly zero, like no tokens.
     With ``image_branch=False`` the layer is text-only and refuses image tokens.
     In the sequence UNet (``frame_context`` given) every frame carries its clip's tokens: the attention
     runs once per clip over all its frames' queries (`per_clip`), with keys/values projected once per clip
@@ -134,8 +136,10 @@ class DecoupledCrossAttnProcessor(nn.Module):
         self.image_branch = image_branch
         self.layer = layer
         if image_branch:
+            self.to_q_img = nn.Linear(hidden_size, hidden_size, bias=False)
             self.to_k_img = nn.Linear(cross_attention_dim, hidden_size, bias=False)
             self.to_v_img = nn.Linear(cross_attention_dim, hidden_size, bias=False)
+            self.to_out_img = nn.Linear(hidden_size, hidden_size, bias=False)
 
     def project(
         self,
@@ -173,11 +177,11 @@ class DecoupledCrossAttnProcessor(nn.Module):
             raise ValueError(
                 f"hidden_states must be (batch, tokens, channels), got {tuple(hidden_states.shape)}"
             )
-        query = attn.to_q(hidden_states)
         frames = 1
         if frame_context is not None and attention_mask is None:
             frames = frame_context.num_frames
-            query = per_clip(query, frames)
+        clip_states = per_clip(hidden_states, frames)
+        query = attn.to_q(clip_states)
         if frame_context is not None and frame_context.cross_keys is not None:
             keys = frame_context.cross_keys[self.layer]
         else:
@@ -186,18 +190,19 @@ class DecoupledCrossAttnProcessor(nn.Module):
                 None if encoder_hidden_states is None else encoder_hidden_states[::frames],
                 None if image_prior_tokens is None else image_prior_tokens[::frames],
             )
-        attended = torch.zeros_like(query)
+        out = torch.zeros_like(query)
         if keys.text is not None:
             mask = None
             if attention_mask is not None:
                 length = keys.text[0].shape[1]
                 mask = attn.prepare_attention_mask(attention_mask, length, len(query))
                 mask = mask.view(len(query), attn.heads, -1, mask.shape[-1])
-            attended = attended + _attend(attn, query, *keys.text, mask)
+            out = _output(attn, _attend(attn, query, *keys.text, mask))
         if keys.image is not None:
             rows = keys.image_rows
-            attended[rows] = attended[rows] + _attend(attn, query[rows], *keys.image)
-        return _output(attn, per_frame(attended, frames))
+            image_query = self.to_q_img(clip_states[rows])
+            out[rows] = out[rows] + self.to_out_img(_attend(attn, image_query, *keys.image))
+        return per_frame(out, frames)
 
 
 def per_clip(x: torch.Tensor, num_frames: int) -> torch.Tensor:
@@ -264,18 +269,19 @@ class SequenceSelfAttnProcessor(nn.Module):
 
     ``key_frame``: key-frame attention (Eq. 3), same projections as the 2D self-attention; otherwise
     plain per-frame self-attention. ``motion_field_attention`` (installed at the full latent resolution
-    only): then motion-field attention (Eqs. 4-5) on that output with the same to_q/to_k/to_v/to_out,
-    along ``frame_context.pathways`` (skipped when the model runs without MFA). MFA enters
-    through ``mfa_gate`` (one scalar per layer, zero at start): output = lerp(attention, MFA, gate), so
-    the inflated model starts equal to the image model and gate 1 is FLATTEN's replacement.
+    only): then motion-field attention (Eqs. 4-5) along ``frame_context.pathways`` on KA's attention
+    output itself, before ``to_out`` and without query/key/value projections (Q = K = V = KA's output, as
+    §3.4 says); skipped when the model runs without MFA. MFA enters through ``mfa_gate`` (one scalar per
+    layer): to_out(lerp(KA, MFA(KA), gate)). Gate 1 is the paper's (and FLATTEN's) form; gate 0 makes
+    the inflated model start equal to the image model (``SequenceUNetConfig.mfa_gate_init``).
     """
 
-    def __init__(self, key_frame: bool, motion_field_attention: bool) -> None:
+    def __init__(self, key_frame: bool, motion_field_attention: bool, mfa_gate_init: float = 0.0) -> None:
         super().__init__()
         self.key_frame = key_frame
         self.motion_field_attention = motion_field_attention
         if motion_field_attention:
-            self.mfa_gate = nn.Parameter(torch.zeros(()))
+            self.mfa_gate = nn.Parameter(torch.tensor(float(mfa_gate_init)))
 
     def __call__(
         self,
@@ -296,10 +302,9 @@ class SequenceSelfAttnProcessor(nn.Module):
         if self.key_frame:
             key = key_frame_keys(key, frame_context.num_frames)
             value = key_frame_keys(value, frame_context.num_frames)
-        out = _output(attn, _attend(attn, attn.to_q(hidden_states), key, value))
+        attended = _attend(attn, attn.to_q(hidden_states), key, value)
         if self.motion_field_attention and frame_context.pathways is not None:
-            along = pathway_attention(
-                attn, attn.to_q(out), attn.to_k(out), attn.to_v(out), frame_context.pathways
-            )
-            out = torch.lerp(out, _output(attn, along), self.mfa_gate.to(out.dtype))
-        return out
+            # §3.4: "the output of KA is directly fed into MFA without ... projection functions" (Eq. 4)
+            along = pathway_attention(attn, attended, attended, attended, frame_context.pathways)
+            attended = torch.lerp(attended, along, self.mfa_gate.to(attended.dtype))
+        return _output(attn, attended)

@@ -88,7 +88,9 @@ class SequenceUNetConfig:
     `sequential_attention`: the SA layer's form (`generator.sequential_attention`), ``"attention"`` (the
     authors': LayerNorm + self-attention across frames) or ``"transformer"`` (diffusers'
     TransformerTemporalModel with a feed-forward; a model saved without this field was built with it);
-    `sa_num_layers` stacks transformer layers in the latter.
+    `sa_num_layers` stacks transformer layers in the latter. `mfa_gate_init`: MFA's gate at inflation,
+    0 = the inflated model equals the image model at start, 1 = the paper's form (KA's output replaced
+    by MFA over it, §3.4); the gate is trained in stage 2 either way (docs/decisions.md).
     """
 
     use_sa: bool = True
@@ -103,6 +105,7 @@ class SequenceUNetConfig:
     motion_block_out_channels: tuple[int, ...] = (16, 32, 96, 256)
     motion_scale_px: float = 8.0
     sequential_attention: str = "attention"
+    mfa_gate_init: float = 0.0
 
     def __post_init__(self) -> None:
         if self.sa_num_layers < 1:

@@ -74,14 +74,16 @@ def build_image_unet(cfg: ImageUNetConfig) -> UNet2DConditionModel:
 
 @torch.no_grad()
 def init_image_branch_from_text(unet: UNet2DConditionModel) -> None:
-    """Start the image branch from the text branch's K/V weights (IP-Adapter's initialisation);
-    call after loading pretrained (e.g. Stable Diffusion) weights."""
+    """Start the image branch as a copy of the text branch (IP-Adapter's initialisation of K/V, extended to
+    the image branch's own query and output projections); call after loading pretrained weights."""
     for name, block in spatial_transformer_blocks(unet):
         processor = block.attn2.processor
         if not (isinstance(processor, DecoupledCrossAttnProcessor) and processor.image_branch):
             raise ValueError(f"{name}.attn2 has no image-prior branch")
+        processor.to_q_img.weight.copy_(block.attn2.to_q.weight)
         processor.to_k_img.weight.copy_(block.attn2.to_k.weight)
         processor.to_v_img.weight.copy_(block.attn2.to_v.weight)
+        processor.to_out_img.weight.copy_(block.attn2.to_out[0].weight)
 
 
 def null_class_index(unet: UNet2DConditionModel) -> int | None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -184,7 +185,7 @@ def image_unet_from_sd(
     missing, unexpected = unet.load_state_dict(sd_unet.state_dict(), strict=False)
     new = {"class_embedding.weight"} if cfg.use_class else set()
     image_branch = sorted(
-        k for k in missing if k.endswith((".processor.to_k_img.weight", ".processor.to_v_img.weight"))
+        k for k in missing if re.search(r"\.processor\.to_(q|k|v|out)_img\.", k)
     )
     not_loaded = sorted(set(missing) - new - set(image_branch))
     if unexpected or not_loaded or not new <= set(missing):
@@ -204,8 +205,8 @@ def image_unet_from_sd(
         init_image_branch_from_text(unet)
         steps.append(
             ConversionStep(
-                f"attn2.processor.to_{{k,v}}_img.weight of {len(image_branch) // 2} cross-attention layers",
-                "copied from attn2.to_k / attn2.to_v",
+                f"attn2.processor.to_{{q,k,v,out}}_img of {len(image_branch) // 4} cross-attention layers",
+                "copied from attn2.to_q / to_k / to_v / to_out.0 (weights)",
             )
         )
     for step in steps:

@@ -134,6 +134,7 @@ class SequenceUNet(ModelMixin, ConfigMixin):  # type: ignore[misc]
         motion_block_out_channels: tuple[int, ...] = (16, 32, 96, 256),
         motion_scale_px: float = 8.0,
         sequential_attention: str = "transformer",  # configs saved before the setting existed; see config.py
+        mfa_gate_init: float = 0.0,
     ) -> None:
         super().__init__()
         settings = self.settings
@@ -162,7 +163,10 @@ class SequenceUNet(ModelMixin, ConfigMixin):  # type: ignore[misc]
             for block in module.transformer_blocks:
                 check_plain_attention(block.attn1)
                 if settings.use_ka or mfa:
-                    set_processor(block.attn1, SequenceSelfAttnProcessor(settings.use_ka, mfa))
+                    set_processor(
+                        block.attn1,
+                        SequenceSelfAttnProcessor(settings.use_ka, mfa, settings.mfa_gate_init),
+                    )
                 else:
                     set_processor(block.attn1, SpatialSelfAttnProcessor())
             sequential = (
@@ -213,7 +217,7 @@ class SequenceUNet(ModelMixin, ConfigMixin):  # type: ignore[misc]
         for key, value in unet2d.state_dict().items():
             if key.startswith("class_embedding.") and not settings.use_class:
                 continue
-            if re.search(r"\.processor\.to_[kv]_img\.", key) and not settings.use_image_prior:
+            if re.search(r"\.processor\.to_(q|k|v|out)_img\.", key) and not settings.use_image_prior:
                 continue
             state[_SPATIAL_TRANSFORMER.sub(r"\1.attentions.\2.spatial.", key, count=1)] = value
         missing, unexpected = self.unet.load_state_dict(state, strict=False)
@@ -241,8 +245,10 @@ class SequenceUNet(ModelMixin, ConfigMixin):  # type: ignore[misc]
                     ):
                         params += projection.parameters()
                     params += block.attn1.processor.parameters()
-                if settings.use_text or settings.use_image_prior:
+                if settings.use_text:
                     params += block.attn2.to_q.parameters()
+                if settings.use_image_prior:
+                    params += block.attn2.processor.to_q_img.parameters()
         if self.motion_encoder is not None:
             assert isinstance(self.unet.conv_in, MotionConcatConvIn)
             params += self.motion_encoder.parameters()

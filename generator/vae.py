@@ -122,3 +122,35 @@ def decode_latents(vae: AutoencoderKL, latents: torch.Tensor, chunk_frames: int 
     ]
     pixels = torch.cat(frames).clamp(-1.0, 1.0)
     return pixels.reshape(n, f, *pixels.shape[-2:])
+
+
+@torch.no_grad()
+def latent_std(
+    vae: AutoencoderKL, frames: torch.Tensor, generator: torch.Generator, chunk_frames: int = 64
+) -> float:
+    """Std of unscaled posterior samples of `frames` `(N, 1, H, W)` in [-1, 1] (what the LDM trains on)."""
+    _check_chunk(chunk_frames)
+    param = next(vae.parameters())
+    samples = [
+        vae.encode(frames[start : start + chunk_frames].to(param.device, param.dtype))
+        .latent_dist.sample(generator=generator)
+        .float()
+        .cpu()
+        for start in range(0, len(frames), chunk_frames)
+    ]
+    return float(torch.cat(samples).std())
+
+
+def calibrated_scaling_factor(
+    vae: AutoencoderKL, frames: torch.Tensor, seed: int = 0, chunk_frames: int = 64
+) -> float:
+    """1 / std of the posterior latents of the training frames: the LDM then sees unit-variance latents
+    (§3.2; the convention of Stable Diffusion's 0.18215, computed for this VAE and these data)."""
+    return 1.0 / latent_std(vae, frames, torch.Generator().manual_seed(seed), chunk_frames)
+
+
+def scaled_latent_std(vae: AutoencoderKL, frames: torch.Tensor, seed: int = 0) -> float:
+    """Std of `frames`' latents after the VAE's configured scaling factor (~1 when it fits the data)."""
+    generator = torch.Generator().manual_seed(seed)
+    return latent_std(vae, frames, generator) * float(vae.config["scaling_factor"])
+

@@ -24,7 +24,7 @@ done
 DATA=data/demo-dataset
 RUNS=data/demo-runs
 MODEL=models/demo
-VERSION="${CTRLGENAUG_DEMO_VERSION:-0.2.0}"
+VERSION="${CTRLGENAUG_DEMO_VERSION:-0.3.0}"
 TIMINGS="$RUNS/timings.json"
 mkdir -p "$RUNS"
 echo "{}" > "$TIMINGS.partial"
@@ -53,7 +53,10 @@ if [[ ! -f "$DATA/manifest.jsonl" ]]; then
   timed data data demo --out "$DATA"
 fi
 for stage in vae text image sequence; do
-  timed "$stage" train "$stage" --config "configs/demo/$stage.yaml" --device "$DEVICE" "${RESUME[@]}"
+  # --resume continues the stages that have a checkpoint and starts the others
+  resume=()
+  [[ ${#RESUME[@]} -gt 0 && -d "$RUNS/$stage/checkpoints" ]] && resume=(--resume)
+  timed "$stage" train "$stage" --config "configs/demo/$stage.yaml" --device "$DEVICE" "${resume[@]}"
 done
 timed classifier train classifier --config configs/demo/classifier.yaml --device "$DEVICE"
 timed assemble train assemble --vae "$RUNS/vae" --text "$RUNS/text" --sequence "$RUNS/sequence" \

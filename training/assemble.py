@@ -12,6 +12,7 @@ from training.checkpoint import CONFIG_FILE, FINAL_DIR, METADATA_FILE, read_meta
 from training.config import ConfigError, parse_config
 
 PROVENANCE_FILE = "training_provenance.json"
+LATENT_STD_RANGE = (0.8, 1.25)
 CLASSIFIER_DIR = "classifier"
 
 
@@ -42,6 +43,29 @@ def _check_same_component(given: Path, trained_with: Path, option: str) -> None:
         raise AssembleError(
             f"{option}: {given} is not the component the image stage trained with ({trained_with})"
         )
+
+
+def check_latent_scale(vae: Any, vae_config: Any) -> float:
+    """Refuse a VAE whose scaling factor does not bring its training data's latents to unit std (§3.2: the
+    diffusion model is trained and sampled in that space); returns the measured std."""
+    from generator.vae import scaled_latent_std
+    from training.data import FrameDataset, clip_windows, load_clip_set
+    from training.vae_stage import training_frames
+
+    try:
+        clip_set = load_clip_set(vae_config.data)
+    except ConfigError as exc:
+        raise AssembleError(f"--vae: its training data cannot be read to check the latent scale: {exc}") from exc
+    dataset = FrameDataset(clip_set, vae_config.data, clip_windows(clip_set, vae_config.data.num_frames))
+    std = scaled_latent_std(vae.eval(), training_frames(dataset), seed=vae_config.seed)
+    low, high = LATENT_STD_RANGE
+    if not low <= std <= high:
+        raise AssembleError(
+            f"--vae: latents scaled by scaling_factor {vae.config['scaling_factor']:.5f} have std {std:.3f} "
+            f"on its training data (want {low}-{high}); re-run `ctrlgenaug train vae`, whose export computes "
+            "the factor (1 / std of the posterior latents)"
+        )
+    return std
 
 
 def parse_image_encoder(spec: str) -> dict[str, Any]:
@@ -82,7 +106,7 @@ def assemble_model(
 
     sequence_config = _final_config(sequence_run, "sequence", "--sequence")
     image_config = _final_config(sequence_config.image_stage_dir, "image", "--sequence (its image_stage_dir)")
-    _final_config(vae_run, "vae", "--vae")
+    vae_config = _final_config(vae_run, "vae", "--vae")
     _final_config(text_run, "text", "--text")
     classifier_config = _final_config(classifier_run, "classifier", "--classifier")
     try:
@@ -126,6 +150,8 @@ def assemble_model(
             "--classifier: trained on another clip set (manifest checksum) than the generator"
         )
 
+    vae = AutoencoderKL.from_pretrained(vae_dir)
+    latent_std = check_latent_scale(vae, vae_config)
     unet = SequenceUNet.from_pretrained(sequence_run / FINAL_DIR / UNET_COMPONENT)
     info = ModelInfo(
         name=name,
@@ -138,7 +164,7 @@ def assemble_model(
     )
     noise = sequence_config.noise
     pipeline = CtrlGenAugPipeline(
-        AutoencoderKL.from_pretrained(vae_dir),
+        vae,
         CLIPTextConditioner.from_pretrained(text_dir),
         image_encoder,
         ImagePriorProjector.from_pretrained(sequence_run / FINAL_DIR / PROJECTOR_COMPONENT),
@@ -169,6 +195,7 @@ def assemble_model(
         )
     }
     provenance["classifier"]["architecture"] = classifier_config.architecture
+    provenance["vae"]["scaled_latent_std"] = latent_std
     (out / PROVENANCE_FILE).write_text(json.dumps(provenance, indent=2, sort_keys=True) + "\n")
     loaded = CtrlGenAugPipeline.from_pretrained(out)
     return out, loaded.checksum()

@@ -48,6 +48,18 @@ class NoiseScheduleConfig(StrictModel):
     prediction_type: Literal["epsilon"] = "epsilon"
 
 
+class EMAConfig(StrictModel):
+    """Exponential moving average of the trained weights (diffusers' `EMAModel`), exported for sampling.
+
+    The paper does not say; this is latent diffusion's usual practice (docs/decisions.md "training").
+    With `warmup`, the decay ramps as 1 - (1 + step)^-power up to `decay`, which suits short runs.
+    """
+
+    decay: float = Field(0.9999, gt=0, lt=1)
+    warmup: bool = True
+    power: float = Field(2 / 3, gt=0)
+
+
 class DataConfig(StrictModel):
     """Which clips of an ingested clip set (`DATA_DIR/manifest.jsonl`) a stage trains on."""
 
@@ -95,6 +107,9 @@ class VAEStageConfig(RunConfig):
         None, description="local LPIPS state dict (backbone + linear heads); no perceptual loss when unset"
     )
     perceptual_weight: float = Field(1.0, ge=0)
+    augment: bool = Field(
+        False, description="random flips, gamma, contrast/brightness and inversion of the training frames"
+    )
 
 
 class TextStageConfig(RunConfig):
@@ -119,6 +134,7 @@ class ImageStageConfig(RunConfig):
     )
     init_from: Path | None = Field(None, description="local Stable Diffusion UNet folder to start from")
     noise: NoiseScheduleConfig = NoiseScheduleConfig()
+    ema: EMAConfig | None = Field(EMAConfig(), description="null: export the raw weights")
 
 
 class SequenceStageConfig(RunConfig):
@@ -131,6 +147,7 @@ class SequenceStageConfig(RunConfig):
     motion_cache_dir: Path | None = Field(None, description="default DATA_DIR/motion")
     pathway_downsample: int = Field(8, ge=1, description="m of §3.4 (MFA pathways)")
     noise: NoiseScheduleConfig = NoiseScheduleConfig()
+    ema: EMAConfig | None = Field(EMAConfig(), description="null: export the raw weights")
 
 
 class ClassifierStageConfig(StrictModel):

@@ -100,6 +100,15 @@ def weight_dtype(accelerator: Any) -> torch.dtype:
     return {"fp16": torch.float16, "bf16": torch.bfloat16}.get(accelerator.mixed_precision, torch.float32)
 
 
+def build_ema(config: Any, trainable: Sequence[nn.Parameter]) -> Any:
+    """diffusers' `EMAModel` over the trained parameters (its state is checkpointed with the run)."""
+    if config is None:
+        return None
+    from diffusers.training_utils import EMAModel
+
+    return EMAModel(trainable, decay=config.decay, use_ema_warmup=config.warmup, power=config.power)
+
+
 def _truncate_loss_log(path: Path, step: int) -> None:
     if not path.is_file():
         return
@@ -157,6 +166,9 @@ def train(
     model, optimizer, loader, lr_scheduler = accelerator.prepare(run.model, optimizer, loader, lr_scheduler)
     progress_state = TrainingProgress()
     accelerator.register_for_checkpointing(progress_state)
+    ema = build_ema(getattr(config, "ema", None), trainable)
+    if ema is not None:
+        accelerator.register_for_checkpointing(ema)
 
     loss_log = output_dir / LOSS_LOG
     if resume:
@@ -206,6 +218,8 @@ def train(
                 optimizer.zero_grad(set_to_none=True)
             if not accelerator.sync_gradients:
                 continue
+            if ema is not None:
+                ema.step(trainable)
             step += 1
             progress_state.step = step
             last_loss = accelerator.gather(loss.detach()).mean().item()
@@ -228,6 +242,8 @@ def train(
 
     final_dir = output_dir / FINAL_DIR
     accelerator.wait_for_everyone()
+    if ema is not None:
+        ema.copy_to(trainable)
     if accelerator.is_main_process:
         run.export(accelerator.unwrap_model(model), final_dir)
         write_run_files(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import replace
 from pathlib import Path
 
@@ -41,17 +42,34 @@ def _by_hand(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, heads:
     return torch.cat(outputs, dim=-1)
 
 
+def _image_branch_by_hand(processor: DecoupledCrossAttnProcessor, hidden: torch.Tensor, image: torch.Tensor):
+    query = processor.to_q_img(hidden)
+    return processor.to_out_img(_by_hand(query, processor.to_k_img(image), processor.to_v_img(image), 2))
+
+
 def test_decoupled_cross_attention_is_text_plus_image_attention_by_hand() -> None:
     attn, processor = _cross_attention()
     hidden, text, image = torch.randn(2, 5, 16), torch.randn(2, 7, 12), torch.randn(2, 4, 12)
     with torch.no_grad():
         out = attn(hidden, encoder_hidden_states=text, image_prior_tokens=image)
-        query = attn.to_q(hidden)
-        text_part = _by_hand(query, attn.to_k(text), attn.to_v(text), heads=2)
-        image_part = _by_hand(query, processor.to_k_img(image), processor.to_v_img(image), heads=2)
-        expected = attn.to_out[0](text_part + image_part)
+        text_part = attn.to_out[0](_by_hand(attn.to_q(hidden), attn.to_k(text), attn.to_v(text), heads=2))
+        expected = text_part + _image_branch_by_hand(processor, hidden, image)
     assert out.shape == (2, 5, 16)
     assert torch.allclose(out, expected, atol=1e-5)
+
+
+def test_image_branch_has_its_own_query_and_output_projections() -> None:
+    """Eq. 2: W^{Q_i} is not W^{Q_t}; changing the image query moves the output only with an image prior."""
+    attn, processor = _cross_attention()
+    hidden, text, image = torch.randn(1, 5, 16), torch.randn(1, 7, 12), torch.randn(1, 4, 12)
+    with torch.no_grad():
+        before = attn(hidden, encoder_hidden_states=text, image_prior_tokens=image)
+        text_only = attn(hidden, encoder_hidden_states=text)
+        processor.to_q_img.weight.mul_(3.0)
+        processor.to_out_img.weight.mul_(2.0)
+        after = attn(hidden, encoder_hidden_states=text, image_prior_tokens=image)
+        assert torch.equal(attn(hidden, encoder_hidden_states=text), text_only)
+    assert (after - before).abs().max() > 0.5
 
 
 def test_zero_image_tokens_equal_no_image_tokens_and_real_tokens_change_output() -> None:
@@ -73,12 +91,11 @@ def test_missing_text_contributes_zero_and_text_only_layer_refuses_image_tokens(
     hidden, image = torch.randn(1, 5, 16), torch.randn(1, 4, 12)
     with torch.no_grad():
         image_only = attn(hidden, image_prior_tokens=image)
-        expected = attn.to_out[0](
-            _by_hand(attn.to_q(hidden), processor.to_k_img(image), processor.to_v_img(image), 2)
-        )
+        expected = _image_branch_by_hand(processor, hidden, image)
         nothing = attn(hidden)
     assert torch.allclose(image_only, expected, atol=1e-5)
-    assert torch.allclose(nothing, attn.to_out[0].bias.expand(1, 5, 16))
+    assert torch.equal(nothing, torch.zeros(1, 5, 16))
+    assert processor.to_out_img.bias is None  # so all-zero (dropped) image tokens contribute exactly zero
     attn.set_processor(DecoupledCrossAttnProcessor(16, 12, image_branch=False))
     with pytest.raises(ValueError, match="without the image-prior branch"):
         attn(hidden, image_prior_tokens=image)
@@ -93,8 +110,8 @@ def test_tiny_image_unet_processors_and_class_embedding() -> None:
     for _, block in blocks:
         assert isinstance(block.attn1.processor, SpatialSelfAttnProcessor)
         assert isinstance(block.attn2.processor, DecoupledCrossAttnProcessor)
-    image_keys = [k for k in unet.state_dict() if ".processor.to_k_img." in k or ".processor.to_v_img." in k]
-    assert len(image_keys) == 2 * len(blocks)  # saved with the UNet
+    image_keys = [k for k in unet.state_dict() if re.search(r"\.processor\.to_(q|k|v|out)_img\.", k)]
+    assert len(image_keys) == 4 * len(blocks)  # q, k, v, out weights (bias-free), saved with the UNet
 
 
 def _inputs(batch: int = 2) -> dict[str, torch.Tensor]:
@@ -152,12 +169,15 @@ def test_image_unet_switches_and_input_errors() -> None:
         ImageUNetConfig(num_classes=0)
 
 
-def test_init_image_branch_from_text_copies_kv() -> None:
+def test_init_image_branch_from_text_copies_every_projection() -> None:
     unet = build_image_unet(ImageUNetConfig.tiny())
     init_image_branch_from_text(unet)
     for _, block in spatial_transformer_blocks(unet):
-        assert torch.equal(block.attn2.processor.to_k_img.weight, block.attn2.to_k.weight)
-        assert torch.equal(block.attn2.processor.to_v_img.weight, block.attn2.to_v.weight)
+        processor = block.attn2.processor
+        assert torch.equal(processor.to_q_img.weight, block.attn2.to_q.weight)
+        assert torch.equal(processor.to_k_img.weight, block.attn2.to_k.weight)
+        assert torch.equal(processor.to_v_img.weight, block.attn2.to_v.weight)
+        assert torch.equal(processor.to_out_img.weight, block.attn2.to_out[0].weight)
 
 
 def test_sd14_shaped_unet_parameter_count() -> None:
@@ -168,8 +188,10 @@ def test_sd14_shaped_unet_parameter_count() -> None:
     assert plain.config.block_out_channels == (320, 640, 1280, 1280)
     assert plain.config.cross_attention_dim == 768
     assert sum(p.numel() for p in plain.parameters()) == 859_520_964  # Stable Diffusion 1.4's UNet
-    # + image branch: 16 cross-attentions x 2 x 768 x width (sum of widths 12,480) + 4 x 1280 class rows
-    assert sum(p.numel() for p in full.parameters()) == 859_520_964 + 19_169_280 + 5_120
+    # + image branch per cross-attention of width w: K/V 2 x 768 x w, own query and output 2 x w x w
+    # (16 layers: widths sum to 12,480, squares to 12,390,400) + 4 x 1280 class rows
+    image_branch = 2 * 768 * 12_480 + 2 * 12_390_400
+    assert sum(p.numel() for p in full.parameters()) == 859_520_964 + image_branch + 5_120
 
 
 def test_image_unet_save_load_round_trip(tmp_path: Path) -> None:

@@ -134,7 +134,7 @@ def test_loaded_image_unet_predicts_what_sd_predicts(sd_dir, unet_config, caplog
     with caplog.at_level(logging.INFO, logger="generator.sd_loading"):
         image_unet = load_sd_image_unet(sd_dir, unet_config).eval()
     assert "text_encoder" in caplog.text and "not loaded" in caplog.text
-    assert "of 7 cross-attention layers copied from attn2.to_k / attn2.to_v" in caplog.text
+    assert "to_{q,k,v,out}_img of 7 cross-attention layers copied from attn2.to_q / to_k / to_v" in caplog.text
     unet = image_unet.unet
     assert unet.class_embedding.weight.shape == (4, 128)  # 3 classes + null, time-embedding width
     assert torch.equal(unet.class_embedding.weight, torch.zeros(4, 128))

@@ -169,11 +169,15 @@ def test_motion_field_attention_attends_along_pathways() -> None:
 
         processor.mfa_gate.fill_(1.0)
         out = attn(x, frame_context=context).reshape(frames * tokens, 16)
-        first = plain.reshape(frames * tokens, 16)  # MFA runs on the first attention's output
+        # MFA runs on the first attention's output before to_out, with Q = K = V = that output (Eq. 4)
+        first = _heads_attention(attn.to_q(x), attn.to_k(x), attn.to_v(x)).reshape(frames * tokens, 16)
         for row in pathways:
             members = row[row >= 0]
-            q, k, v = attn.to_q(first[members]), attn.to_k(first[members]), attn.to_v(first[members])
-            assert torch.allclose(out[members], attn.to_out[0](_heads_attention(q, k, v)), atol=1e-5)
+            along = _heads_attention(first[members], first[members], first[members])
+            assert torch.allclose(out[members], attn.to_out[0](along), atol=1e-5)
+        with pytest.raises(AttributeError):
+            processor.to_q  # noqa: B018  MFA owns no projections of its own: only the gate
+        assert [name for name, _ in processor.named_parameters()] == ["mfa_gate"]
 
         with pytest.raises(ValueError, match="does not match 1 clips of 3 x 16 tokens"):
             attn(torch.randn(frames, 4 * tokens, 16), frame_context=context)
@@ -197,7 +201,7 @@ _STAGE2_TRAINABLE = re.compile(
     r"\.sequential\."
     r"|\.spatial\.transformer_blocks\.\d+\.attn1\.(to_q|to_k|to_v|to_out\.0|processor)\."
     r"|\.spatial\.transformer_blocks\.\d+\.attn1\.processor\.mfa_gate$"
-    r"|\.spatial\.transformer_blocks\.\d+\.attn2\.to_q\."
+    r"|\.spatial\.transformer_blocks\.\d+\.attn2\.(to_q|processor\.to_q_img)\."
     r"|^motion_encoder\.|^unet\.conv_in\.motion_weight$"
 )
 
@@ -249,7 +253,7 @@ def test_stage2_gradients_reach_exactly_the_trainable_parts(
             and not (cfg.use_ka or cfg.use_mfa and full_resolution)
         ):
             expected = False
-        if not cfg.use_text and not cfg.use_image_prior and ".attn2.to_q." in name:
+        if not cfg.use_text and ".attn2.to_q." in name:
             expected = False
         assert (id(param) in trainable) == expected, name
         assert param.requires_grad == expected, name

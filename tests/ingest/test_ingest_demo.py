@@ -13,9 +13,10 @@ from typer.testing import CliRunner
 from cli.main import app
 from ingest.build import BuildSettings
 from ingest.demo import build_demo
-from ingest.manifest import load_clip, load_manifest
+from ingest.manifest import load_clip, load_manifest, manifest_checksum
 
-FETCHED = Path(__file__).resolve().parents[2] / ".cache" / "demo-sources"
+REPO = Path(__file__).resolve().parents[2]
+FETCHED = REPO / ".cache" / "demo-sources"
 
 
 def test_demo_from_pypi_data_only_skips_debian_sources(tmp_path: Path) -> None:
@@ -60,3 +61,16 @@ def test_full_demo_has_three_balanced_classes_and_keeps_patients_apart(tmp_path:
         if record.split_by == "patient":
             sides.setdefault(record.patient_id, set()).add(record.split)
     assert len(sides) == 5 and all(len(s) == 1 for s in sides.values())
+
+
+@pytest.mark.skipif(
+    not (FETCHED / "stamps" / "invesalius-examples").exists(),
+    reason="Debian demo sources not fetched (scripts/fetch_demo_sources.sh)",
+)
+def test_a_fresh_demo_build_reproduces_the_shipped_model_lineage(tmp_path: Path) -> None:
+    """`ctrlgenaug data demo`'s defaults rebuild exactly the clip set every stage of models/demo trained on."""
+    build_demo(tmp_path / "demo", FETCHED, BuildSettings(size=64, frames=8))
+    provenance = json.loads((REPO / "models" / "demo" / "training_provenance.json").read_text())
+    recorded = {stage: record["data_manifest_checksum"] for stage, record in provenance.items()}
+    assert set(recorded) == {"vae", "text", "image", "sequence", "classifier"}
+    assert set(recorded.values()) == {manifest_checksum(tmp_path / "demo" / "manifest.jsonl")}

@@ -77,6 +77,7 @@ def image_config(
         "checkpoint_every": steps,
         "log_every": 1,
         "optimizer": fast_optimizer(),
+        "ema": None,  # a handful of steps: EMA would hide what training did (its own test enables it)
         **overrides,
     }
 
@@ -93,6 +94,7 @@ def sequence_config(data_dir: Path, out: Path, image_dir: Path, steps: int) -> d
         "checkpoint_every": steps,
         "log_every": 1,
         "optimizer": fast_optimizer(5e-3),
+        "ema": None,
     }
 
 
