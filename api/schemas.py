@@ -94,6 +94,12 @@ class SamplerIn(BaseModel):
     steps: int = Field(200, ge=1, le=MAX_SAMPLER_STEPS)
     guidance_scale: float = Field(7.5, ge=0.0, le=50.0)
     eta: float = Field(0.0, ge=0.0, le=1.0)
+    guided_conditions: list[Literal["class_label", "text", "image_prior", "motion_field"]] | None = Field(
+        None,
+        min_length=1,
+        description="the conditions classifier-free guidance pushes towards (nulled in the unconditional "
+        "branch); null = every condition the bank gives",
+    )
 
 
 class FilterIn(BaseModel):

@@ -120,6 +120,16 @@ BAD_JOBS: dict[str, tuple[Callable[[str], dict[str, Any]], list[Any], str]] = {
         ["body", "sampler", "name"],
         "ddim",
     ),
+    "unknown guided condition": (
+        lambda m: job_body(m, sampler={"name": "ddim", "guided_conditions": ["text", "mood"]}),
+        ["body", "sampler", "guided_conditions", 1],
+        "'image_prior'",
+    ),
+    "empty guided conditions": (
+        lambda m: job_body(m, sampler={"name": "ddim", "guided_conditions": []}),
+        ["body", "sampler", "guided_conditions"],
+        "at least 1 item",
+    ),
     "missing asset": (
         lambda m: job_body(
             m, banks=[{"image_prior_asset": "00000000-0000-4000-8000-000000000000", "samples": 1}]

@@ -39,7 +39,12 @@ def test_job_row_banks_and_outbox_then_dispatch(
             {"class_label": "class_1", "text": "a nodule", "image_prior_asset": prior["id"], "samples": 3},
             {"samples": 2},
         ],
-        "sampler": {"name": "dpmsolver++", "steps": 20, "guidance_scale": 5.0},
+        "sampler": {
+            "name": "dpmsolver++",
+            "steps": 20,
+            "guidance_scale": 5.0,
+            "guided_conditions": ["text", "image_prior"],
+        },
         "seed": 7,
         "filter": {"alpha": 0.9, "scope": "job"},
     }
@@ -48,7 +53,13 @@ def test_job_row_banks_and_outbox_then_dispatch(
     job = response.json()
     assert job["status"] == "queued" and job["seed"] == 7 and job["model"] == tiny_model
     assert job["progress"]["banks_total"] == 2 and job["progress"]["clips_total"] == 5
-    assert job["sampler"] == {"name": "dpmsolver++", "steps": 20, "guidance_scale": 5.0, "eta": 0.0}
+    assert job["sampler"] == {
+        "name": "dpmsolver++",
+        "steps": 20,
+        "guidance_scale": 5.0,
+        "eta": 0.0,
+        "guided_conditions": ["text", "image_prior"],
+    }
     assert job["filter"]["alpha"] == 0.9 and job["filter"]["similarity_threshold"] == 0.98
     assert [(b["class_label"], b["class_index"], b["image_prior_asset"]) for b in job["banks"]] == [
         ("class_1", 1, prior["id"]),
