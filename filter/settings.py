@@ -31,3 +31,49 @@ class FilterSettings(BaseModel):
     scope: Literal["group", "job"] = Field(
         default="group", description="stage 3: compare with kept clips of the same group, or of the whole job"
     )
+
+MAX_MANIFOLD_K = 64
+MAX_FEATURE_SIZE = 128
+
+
+class ReferenceSettings(BaseModel):
+    """The two checks against the model's real training data (no paper has them): `memorised` before
+    Algorithm 1, `off_manifold` after it. Both off, the filter is exactly Algorithm 1."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    memorised: bool = Field(
+        default=False, description="drop a clip closer than memorised_threshold to a real training clip"
+    )
+    memorised_threshold: float | None = Field(
+        default=None,
+        ge=0.0,
+        description="RMS pixel distance in [0, 1] units; None: the model's calibrated threshold (quality.json)",
+    )
+    off_manifold: bool = Field(
+        default=False, description="drop a clip whose frames fall outside the real frames' k-NN manifold"
+    )
+    manifold_k: int = Field(
+        default=3, ge=1, le=MAX_MANIFOLD_K, description="a real frame's ball: radius to its k-th real frame"
+    )
+    manifold_min_share: float = Field(
+        default=0.5, gt=0.0, le=1.0, description="keep a clip with at least this share of frames on the manifold"
+    )
+    feature_size: int = Field(
+        default=32, ge=4, le=MAX_FEATURE_SIZE, description="frames resized to this side for the manifold"
+    )
+    feature_std_floor: float = Field(
+        default=0.05, gt=0.0, le=1.0, description="floor of the per-dimension standard deviation"
+    )
+
+    @property
+    def enabled(self) -> bool:
+        return self.memorised or self.off_manifold
+
+    def feature_space(self) -> str:
+        return (
+            f"frames resized to {self.feature_size}x{self.feature_size} (bilinear, antialiased), values in "
+            "[0, 1], flattened, standardised with the real training frames' mean and standard deviation "
+            f"(floored at {self.feature_std_floor}); Euclidean; a real frame's ball has the radius of its "
+            f"k = {self.manifold_k}-th nearest real frame of another clip of its class"
+        )

@@ -4,19 +4,31 @@ improved precision/recall, motion agreement and memorisation distances."""
 from __future__ import annotations
 
 import numpy as np
-import torch
 from monai.metrics import PSNRMetric, SSIMMetric
 from scipy.spatial.distance import cdist
 
-from classify.preprocess import check_clips, resize_frames
+from classify.preprocess import check_clips
+from filter.neighbours import (
+    clip_distances,
+    cross_patient_threshold,
+    fit_standardiser,
+    frame_features,
+    kth_neighbour_radii,
+    unit_images,
+)
 
-
-def _unit_images(images: np.ndarray) -> torch.Tensor:
-    """uint8 `(..., H, W)` -> float `(M, 1, H, W)` in [0, 1]."""
-    array = np.asarray(images)
-    if array.dtype != np.uint8 or array.ndim < 2:
-        raise ValueError(f"images must be uint8 (..., H, W), got {array.dtype} {array.shape}")
-    return torch.from_numpy(array.reshape(-1, 1, *array.shape[-2:])).float().div(255.0)
+__all__ = [
+    "clip_distances",
+    "coverage",
+    "cross_patient_threshold",
+    "fit_standardiser",
+    "frame_coherence",
+    "frame_features",
+    "motion_agreement",
+    "precision_recall",
+    "psnr",
+    "ssim",
+]
 
 
 def _check_pair(reference: np.ndarray, test: np.ndarray) -> None:
@@ -28,14 +40,14 @@ def psnr(reference: np.ndarray, test: np.ndarray) -> np.ndarray:
     """PSNR in dB (data range 255) of each image of uint8 `(..., H, W)` arrays, flattened to `(M,)`."""
     _check_pair(reference, test)
     metric = PSNRMetric(max_val=1.0, reduction="none")
-    return metric(_unit_images(test), _unit_images(reference)).reshape(-1).double().numpy()
+    return metric(unit_images(test), unit_images(reference)).reshape(-1).double().numpy()
 
 
 def ssim(reference: np.ndarray, test: np.ndarray) -> np.ndarray:
     """SSIM (Wang et al. 2004: Gaussian window 11, sigma 1.5, data range 255) of each image, `(M,)`."""
     _check_pair(reference, test)
     metric = SSIMMetric(spatial_dims=2, data_range=1.0, reduction="none")
-    return metric(_unit_images(test), _unit_images(reference)).reshape(-1).double().numpy()
+    return metric(unit_images(test), unit_images(reference)).reshape(-1).double().numpy()
 
 
 def frame_coherence(clips: np.ndarray) -> np.ndarray:
@@ -57,20 +69,6 @@ def frame_coherence(clips: np.ndarray) -> np.ndarray:
     return pearson.mean(axis=1)
 
 
-def frame_features(frames: np.ndarray, size: int) -> np.ndarray:
-    """uint8 frames `(..., H, W)` -> `(M, size*size)` float64: resized (bilinear, antialiased) to
-    `size`×`size`, values in [0, 1], flattened."""
-    unit = _unit_images(frames)
-    return resize_frames(unit, size).reshape(unit.shape[0], -1).double().numpy()
-
-
-def fit_standardiser(reference: np.ndarray, floor: float) -> tuple[np.ndarray, np.ndarray]:
-    """Per-dimension mean and standard deviation of `reference` `(M, D)`, the deviation floored at
-    `floor` so dimensions that never vary in real data (black borders) do not dominate distances."""
-    reference = np.asarray(reference, np.float64)
-    return reference.mean(axis=0), np.maximum(reference.std(axis=0), floor)
-
-
 def precision_recall(
     real: np.ndarray,
     generated: np.ndarray,
@@ -86,8 +84,8 @@ def precision_recall(
     other groups: frames of one clip are near-copies and would shrink every ball to that clip.
     """
     real, generated = np.asarray(real, np.float64), np.asarray(generated, np.float64)
-    real_radii = _kth_neighbour_radii(real, k, real_groups)
-    generated_radii = _kth_neighbour_radii(generated, k, generated_groups)
+    real_radii = kth_neighbour_radii(real, k, real_groups)
+    generated_radii = kth_neighbour_radii(generated, k, generated_groups)
     distances = cdist(generated, real)
     precision = float(np.mean((distances <= real_radii[None, :]).any(axis=1)))
     recall = float(np.mean((distances <= generated_radii[:, None]).any(axis=0)))
@@ -101,22 +99,8 @@ def coverage(
     `precision_recall`) holds a generated sample. Unlike recall it is not inflated by generated outliers,
     whose own balls are wide enough to hold every real sample."""
     real, generated = np.asarray(real, np.float64), np.asarray(generated, np.float64)
-    radii = _kth_neighbour_radii(real, k, real_groups)
+    radii = kth_neighbour_radii(real, k, real_groups)
     return float(np.mean((cdist(real, generated) <= radii[:, None]).any(axis=1)))
-
-
-def _kth_neighbour_radii(features: np.ndarray, k: int, groups: np.ndarray | None) -> np.ndarray:
-    groups = np.arange(len(features)) if groups is None else np.asarray(groups)
-    if groups.shape != (len(features),):
-        raise ValueError(f"groups: expected shape ({len(features)},), got {groups.shape}")
-    distances = cdist(features, features)
-    distances[groups[:, None] == groups[None, :]] = np.inf
-    radii = np.partition(distances, k - 1, axis=1)[:, k - 1]
-    if np.isinf(radii).any():
-        raise ValueError(
-            f"precision/recall with k={k}: a sample has fewer than {k} neighbours outside its group"
-        )
-    return radii
 
 
 def motion_agreement(field: np.ndarray, reference: np.ndarray) -> tuple[float, float]:
@@ -129,23 +113,3 @@ def motion_agreement(field: np.ndarray, reference: np.ndarray) -> tuple[float, f
     norms = np.linalg.norm(a) * np.linalg.norm(b)
     cosine = float((a * b).sum() / norms) if norms > 0 else 0.0
     return epe, cosine
-
-
-def clip_distances(clips_a: np.ndarray, clips_b: np.ndarray) -> np.ndarray:
-    """Root-mean-square pixel difference (in [0, 1] units) between every clip of `(N, F, H, W)` and
-    every clip of `(M, F, H, W)` (uint8, same shape), `(N, M)`."""
-    a = check_clips(clips_a).reshape(len(clips_a), -1).astype(np.float64) / 255.0
-    b = check_clips(clips_b).reshape(len(clips_b), -1).astype(np.float64) / 255.0
-    if a.shape[1] != b.shape[1]:
-        raise ValueError(f"clip shapes differ: {clips_a.shape[1:]} vs {clips_b.shape[1:]}")
-    return cdist(a, b) / np.sqrt(a.shape[1])
-
-
-def cross_patient_threshold(clips: np.ndarray, patients: list[str], quantile: float) -> float:
-    """The `quantile` of the distances from each real clip to its nearest real clip of another patient."""
-    if len(set(patients)) < 2:
-        raise ValueError("memorisation needs real clips of at least two patients")
-    distances = clip_distances(clips, clips)
-    owner = np.asarray(patients)
-    distances[owner[:, None] == owner[None, :]] = np.inf
-    return float(np.quantile(distances.min(axis=1), quantile))

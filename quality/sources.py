@@ -7,8 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
-
+from filter.reference import fit_clip
 from generator.conditions import BankConditions
 from generator.motion import resize_motion_field
 from ingest.manifest import MANIFEST_NAME, ClipRecord, load_clip, load_manifest, manifest_checksum
@@ -37,19 +36,6 @@ class DataBuild:
     class_names: list[str]
     train: RealClips
     test: RealClips
-
-
-def fit_clip(frames: np.ndarray, num_frames: int, height: int, width: int) -> np.ndarray:
-    """The first `num_frames` frames resized (bilinear, antialiased) to `height`×`width`, uint8."""
-    if frames.shape[0] < num_frames:
-        raise ValueError(f"clip has {frames.shape[0]} frames, the model samples {num_frames}")
-    clip = torch.from_numpy(np.ascontiguousarray(frames[:num_frames])).float()
-    if clip.shape[-2:] != (height, width):
-        flat = torch.nn.functional.interpolate(
-            clip[:, None], size=(height, width), mode="bilinear", align_corners=False, antialias=True
-        )
-        clip = flat[:, 0]
-    return clip.round().clamp(0, 255).to(torch.uint8).numpy()
 
 
 def load_data_build(
