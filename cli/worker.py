@@ -4,6 +4,7 @@ service: API + worker on SQLite, a local object folder and a broker file under C
 from __future__ import annotations
 
 import os
+import signal
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -108,6 +109,10 @@ def _ensure_model(model: Path | None) -> str:
         engine.dispose()
 
 
+def _exit_on_sigterm(signum: int, _frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
 def up(
     port: Annotated[int, typer.Option(help="TCP port of the API")] = 8000,
     host: Annotated[str, typer.Option(help="interface to bind")] = "127.0.0.1",
@@ -139,6 +144,8 @@ def up(
     worker.start()
     typer.echo(f"Ctrl-GenAug on http://{host}:{port} (data in {data_dir}); Ctrl-C stops it", err=True)
     announce_when_ready(host, port, data_dir, lambda line: typer.echo(line, err=True))
+    # uvicorn re-raises the SIGTERM it stopped on: as an exception it runs the `finally` that stops the worker
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     try:
         uvicorn.run("api.main:app_from_environment", factory=True, host=host, port=port)
     finally:

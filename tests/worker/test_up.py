@@ -3,7 +3,9 @@ script that drives it through the REST API."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -12,6 +14,7 @@ import pytest
 from typer.testing import CliRunner
 
 import cli.worker
+from cli.embedded_client import EmbeddedService
 from cli.main import app as cli_app
 from store.export import verify_database_zip
 
@@ -61,3 +64,27 @@ def test_demo_script_runs_the_embedded_service_end_to_end(worker_model_dir: Path
     (database,) = (tmp_path / "out").glob("ctrlgenaug-demo-*.zip")
     assert verify_database_zip(database).ok
     assert (tmp_path / "data" / "broker.db").is_file() and (tmp_path / "data" / "objects" / "jobs").is_dir()
+
+
+def children(pid: int) -> list[int]:
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError):
+            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(stat.parent.name))
+    return found
+
+
+def test_sigterm_stops_up_and_its_worker(worker_model_dir: Path, tmp_path: Path) -> None:
+    log = tmp_path / "up.log"
+    with (
+        log.open("wb") as out,
+        EmbeddedService(tmp_path / "data", worker_model_dir, stdout=out, stderr=out) as up,
+    ):
+        assert up.process is not None
+        workers = children(up.process.pid)
+        assert workers, "up started no worker process"
+        up.process.send_signal(signal.SIGTERM)
+        assert up.process.wait(120) == 128 + signal.SIGTERM
+    assert "worker stopped (code" in log.read_text(), log.read_text()[-3000:]
+    assert not [pid for pid in workers if Path(f"/proc/{pid}").exists()]
