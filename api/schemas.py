@@ -193,6 +193,13 @@ class FilterResults(BaseModel):
     clips_kept: int
     dropped_counts: dict[str, int]
     band: tuple[float, float] | None
+    quality: dict[str, Any] | None = Field(
+        description="the job's clips (all, and kept by the filter) against the training clips of the "
+        "model's data build, per class and overall: coherence and its ratio to real, improved "
+        "precision/recall and coverage, memorisation; with the dataset, threshold and definitions; null "
+        "before filtering and when the model names no data build registered in this project"
+    )
+    quality_reason: str | None = Field(description="why quality is null; null when it is given")
 
 
 class JobOut(BaseModel):

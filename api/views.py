@@ -18,8 +18,22 @@ def _progress(job: Job) -> Progress:
     )
 
 
-def job_out(job: Job) -> JobOut:
+NOT_MEASURED = "not measured yet: the job's clips have not been filtered"
+
+
+def _results(job: Job) -> FilterResults:
     band = None if job.band_low is None or job.band_high is None else (job.band_low, job.band_high)
+    quality = job.quality or {"figures": None, "reason": NOT_MEASURED}
+    return FilterResults(
+        clips_kept=job.clips_kept,
+        dropped_counts=job.dropped_counts,
+        band=band,
+        quality=quality["figures"],
+        quality_reason=quality["reason"],
+    )
+
+
+def job_out(job: Job) -> JobOut:
     return JobOut(
         id=job.id,
         status=job.status,
@@ -30,7 +44,7 @@ def job_out(job: Job) -> JobOut:
         filter=job.filter_settings,
         banks=[BankOut.model_validate(bank) for bank in job.banks],
         progress=_progress(job),
-        results=FilterResults(clips_kept=job.clips_kept, dropped_counts=job.dropped_counts, band=band),
+        results=_results(job),
         timings=job.timings,
         error=job.error,
         cancel_requested=job.cancel_requested,

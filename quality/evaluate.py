@@ -294,21 +294,27 @@ def _clip_figures(
     return figures
 
 
-def _manifold_figures(
-    build: DataBuild, generated: Generated, settings: QualitySettings
+def manifold_figures(
+    real_clips: np.ndarray,
+    real_labels: np.ndarray,
+    generated_clips: np.ndarray,
+    generated_labels: np.ndarray,
+    num_classes: int,
+    settings: QualitySettings,
 ) -> dict[int | None, dict[str, float | None]]:
-    """Improved precision and recall, and coverage, of generated vs real training frames, per class index and
-    overall (None), in the feature space of `QualitySettings.feature_space`."""
-    real = frame_features(build.train.clips, settings.feature_size)
+    """Improved precision and recall, and coverage, of generated vs real frames, per class index and overall
+    (None), in the feature space of `QualitySettings.feature_space`; None where a class has fewer than two
+    clips on a side or no more frames than k."""
+    real = frame_features(real_clips, settings.feature_size)
     mean, std = fit_standardiser(real, settings.feature_std_floor)
     real = (real - mean) / std
-    fake = (frame_features(generated.clips, settings.feature_size) - mean) / std
-    frames = build.train.clips.shape[1]
-    real_labels, fake_labels = np.repeat(build.train.labels, frames), np.repeat(generated.labels, frames)
-    real_clip = np.repeat(np.arange(len(build.train.labels)), frames)
-    fake_clip = np.repeat(np.arange(len(generated.labels)), frames)
+    fake = (frame_features(generated_clips, settings.feature_size) - mean) / std
+    frames = real_clips.shape[1]
+    real_labels, fake_labels = np.repeat(real_labels, frames), np.repeat(generated_labels, frames)
+    real_clip = np.repeat(np.arange(len(real_clips)), frames)
+    fake_clip = np.repeat(np.arange(len(generated_clips)), frames)
     result: dict[int | None, dict[str, float | None]] = {}
-    for class_index in (None, *range(len(build.class_names))):
+    for class_index in (None, *range(num_classes)):
         real_rows = np.ones(len(real), bool) if class_index is None else real_labels == class_index
         fake_rows = np.ones(len(fake), bool) if class_index is None else fake_labels == class_index
         clips = min(len(np.unique(real_clip[real_rows])), len(np.unique(fake_clip[fake_rows])))
@@ -366,7 +372,14 @@ def evaluate_synthesis(
         settings.memorisation_quantile,
     )
     figures = _clip_figures(pipeline, build, generated, classifier, settings, threshold, say)
-    manifold = _manifold_figures(build, generated, settings)
+    manifold = manifold_figures(
+        build.train.clips,
+        build.train.labels,
+        generated.clips,
+        generated.labels,
+        len(build.class_names),
+        settings,
+    )
     say("FVD")
     fvd, fvd_label = _fvd(settings, classifier, build.train.clips, generated.clips)
 

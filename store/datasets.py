@@ -41,6 +41,7 @@ class ManifestLine(BaseModel):
     class_name: str
     class_index: int
     text: str | None = None
+    patient_id: str | None = None
     split: Literal["train", "test"]
 
 
@@ -198,6 +199,7 @@ def register_dataset(
                 class_name=line.class_name,
                 class_index=line.class_index,
                 text=line.text,
+                patient_id=line.patient_id,
                 image_prior_asset_id=prior.id,
                 motion_asset_id=motion.id,
             )

@@ -164,6 +164,8 @@ class DatasetClip(Base):
     class_name: Mapped[str] = mapped_column(String(100))
     class_index: Mapped[int]
     text: Mapped[str | None] = mapped_column(Text)
+    # NULL before revision 0003 (and for manifests without one): the clip counts as its own patient
+    patient_id: Mapped[str | None] = mapped_column(String(200))
     image_prior_asset_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("assets.id"))
     motion_asset_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("assets.id"))
 
@@ -198,6 +200,8 @@ class Job(Base):
     band_high: Mapped[float | None] = mapped_column(Float)
     # stage name -> seconds
     timings: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # {"figures": ..., "reason": ...} of worker.job_quality, written with the filter decisions
+    quality: Mapped[dict[str, Any] | None]
     error: Mapped[str | None] = mapped_column(Text)
     deliveries: Mapped[int] = mapped_column(default=0)
 

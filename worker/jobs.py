@@ -20,8 +20,9 @@ from store.export import export_database
 from store.models import FINISHED_JOB_STATUSES, Bank, BankStatus, Job, JobStatus, utcnow
 from store.outbox import RUN_JOB_TASK, add_message, dispatch_outbox
 from worker.context import WorkerContext
-from worker.filtering import filter_job
+from worker.filtering import filter_job, job_clips
 from worker.generation import generate_job
+from worker.job_quality import measure_job_quality
 from worker.locks import job_lock
 from worker.monitor import CANCELLED, SHUTTING_DOWN, YIELDED, JobInterrupted, JobMonitor
 from worker.settings import WorkerSettings
@@ -170,6 +171,9 @@ def _filter(ctx: WorkerContext, job_id: uuid.UUID, monitor: JobMonitor) -> None:
         model = ctx.models.get(job.model)
         result = filter_job(session, ctx.store, model, job, ctx.settings.worker_batch_size)
         _add_timing(job, "filter", time.monotonic() - started)
+        measured = time.monotonic()
+        job.quality = measure_job_quality(session, ctx.store, job, job_clips(session, job_id))
+        _add_timing(job, "quality", time.monotonic() - measured)
         job.status = JobStatus.exporting
         append_event(
             session,

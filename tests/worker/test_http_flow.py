@@ -58,7 +58,8 @@ def test_submit_run_download_verify_and_provenance(
         "denoise_steps": 4,
     }
     assert job["results"]["clips_kept"] + sum(job["results"]["dropped_counts"].values()) == 6
-    assert job["deliveries"] == 1 and set(job["timings"]) == {"generate", "filter", "export"}
+    assert job["deliveries"] == 1 and set(job["timings"]) == {"generate", "filter", "quality", "export"}
+    assert job["results"]["quality"] is None and "names no data build" in job["results"]["quality_reason"]
 
     response = api.get(f"/v1/jobs/{job_id}/database", headers=headers)
     assert response.status_code == 200
