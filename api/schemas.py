@@ -143,8 +143,9 @@ class BanksFromIn(BaseModel):
         None,
         ge=1,
         le=10000,
-        description="at most this many banks: training clips drawn at random from the job's seed, spread evenly "
-        "over the classes (with balance_to_majority each class's synthetic total is kept, over fewer banks)",
+        description="at most this many banks: training clips drawn at random from the job's seed, spread "
+        "evenly over the classes (with balance_to_majority each class's synthetic total is kept, over fewer "
+        "banks)",
     )
 
 
