@@ -68,7 +68,8 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         f"curl {AUTH} '$API/v1/jobs?status=succeeded&limit=20'",
     ),
     ("GET", "/v1/jobs/{job_id}"): Operation(
-        "One job: status, progress (banks, clips, denoising step), filter results, timings.",
+        "One job: status, progress (banks, clips, denoising step), filter results with the quality figures "
+        "of its clips against the model's registered data build, timings.",
         f"curl {AUTH} $API/v1/jobs/$JOB",
     ),
     ("POST", "/v1/jobs/{job_id}/cancel"): Operation(
@@ -88,6 +89,11 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         "One clip with its full provenance: model and checksum, every condition and its checksum, seed, "
         "sampler, filter scores, the device and precision that computed it.",
         f"curl {AUTH} $API/v1/clips/$CLIP",
+    ),
+    ("GET", "/v1/clips/{clip_id}/strips/{kind}"): Operation(
+        "A PNG of frames side by side: the clip's (`frames`), its bank's image prior (`image_prior`) or the "
+        "source real training clip of a `banks_from` bank (`source`); 404 naming `kind` when it has none.",
+        f"curl {AUTH} -o strip.png $API/v1/clips/$CLIP/strips/frames",
     ),
     ("GET", "/v1/datasets"): Operation(
         "The project's registered datasets (their training clips condition `banks_from` jobs).",

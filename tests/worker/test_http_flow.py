@@ -90,6 +90,9 @@ def test_submit_run_download_verify_and_provenance(
     assert record["model"]["name"] == model_name and record["seed"] == kept["seed"]
     assert record["conditions"]["class_label"]["name"] == f"class_{kept['bank_index']}"
     assert record["sampler"]["steps"] == 4 and record["filter"]["kept"] is True
+    for kind in ("image_prior", "source"):  # class-only banks
+        missing = api.get(f"/v1/clips/{kept['id']}/strips/{kind}", headers=headers)
+        assert missing.status_code == 404 and missing.json()["detail"][0]["loc"] == ["path", "kind"]
     execution = record["execution"]
     assert execution["device"] == "cpu" and execution["precision"] == "fp32"
     assert execution["torch"] == torch.__version__ and execution["compile_mode"] is None

@@ -1,20 +1,19 @@
 """A job's quality figures: its clips against the training clips of the model's data build (the dataset of
-the job's project registered from the manifest the model's sequence stage trained on), in GET /v1/jobs."""
+the job's project registered from the manifest the model's sequence stage trained on), in GET /v1/jobs; and
+the PNG strips a reviewer sees of a clip (its frames, its image prior, its source real clip)."""
 
 from __future__ import annotations
 
-import hashlib
 import io
-import json
 import uuid
-import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
-from worker_helpers import NUM_CLASSES, build_tiny_model_dir
+from PIL import Image
+from worker_helpers import NUM_CLASSES, build_named_model_dir, build_tiny_data_build
 
 from quality.metrics import frame_coherence
 from store.models import Job, JobStatus
@@ -24,72 +23,27 @@ from worker.filtering import job_clips, load_clip_frames
 from worker.job_quality import CLIP_FIGURES, find_data_build
 from worker.jobs import process_job
 
-FRAMES, SIZE = 8, 32
 
-
-def _clip(seed: int) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    clip = rng.integers(0, 40, (FRAMES, SIZE, SIZE)).astype(np.uint8)
-    for t in range(FRAMES):
-        clip[t, 8 + seed % 8 : 16 + seed % 8, 2 + 2 * t : 10 + 2 * t] = 200 + seed
-    return clip
-
-
-def _data_build(root: Path) -> tuple[bytes, str, list[np.ndarray]]:
-    """A data build with 2 training clips (two patients) and 1 test clip per class of the tiny model;
-    returns its ZIP, manifest SHA-256 and the training clips in clip-id order."""
-    lines, train = [], []
-    for index in range(NUM_CLASSES):
-        for member, split in enumerate(("train", "train", "test")):
-            clip_id = f"c{index}{member}"
-            frames = _clip(3 * index + member)
-            path = root / "clips" / f"{clip_id}.npz"
-            path.parent.mkdir(parents=True, exist_ok=True)
-            np.savez(path, frames=frames)
-            if split == "train":
-                train.append(frames)
-            lines.append(
-                {
-                    "clip_id": clip_id,
-                    "path": f"clips/{clip_id}.npz",
-                    "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
-                    "class_name": f"class_{index}",
-                    "class_index": index,
-                    "text": f"class_{index} clip",
-                    "patient_id": f"p{index}{member}",
-                    "split": split,
-                }
-            )
-    manifest = root / "manifest.jsonl"
-    manifest.write_text("".join(json.dumps(line) + "\n" for line in lines))
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
-        for path in root.rglob("*"):
-            if path.is_file():
-                archive.write(path, path.relative_to(root).as_posix())
-    return buffer.getvalue(), hashlib.sha256(manifest.read_bytes()).hexdigest(), train
+@pytest.fixture(scope="module")
+def data_build(tmp_path_factory: pytest.TempPathFactory) -> tuple[bytes, str, dict[str, np.ndarray]]:
+    return build_tiny_data_build(tmp_path_factory.mktemp("build"))
 
 
 @pytest.fixture(scope="module")
-def data_build(tmp_path_factory: pytest.TempPathFactory) -> tuple[bytes, str, list[np.ndarray]]:
-    return _data_build(tmp_path_factory.mktemp("build"))
+def named_model_dir(tmp_path_factory: pytest.TempPathFactory, data_build: tuple[bytes, str, dict]) -> Path:
+    return build_named_model_dir(tmp_path_factory.mktemp("named-model"), data_build[1])
 
 
-@pytest.fixture(scope="module")
-def named_model_dir(tmp_path_factory: pytest.TempPathFactory, data_build: tuple[bytes, str, list]) -> Path:
-    """The tiny model, its provenance naming the data build its sequence stage trained on."""
-    model_dir = build_tiny_model_dir(tmp_path_factory.mktemp("named-model"))
-    provenance = {"sequence": {"stage": "sequence", "data_manifest_checksum": data_build[1]}}
-    (model_dir / "training_provenance.json").write_text(json.dumps(provenance))
-    return model_dir
+def _png(content: bytes) -> np.ndarray:
+    return np.asarray(Image.open(io.BytesIO(content)))
 
 
-def test_job_results_carry_quality_against_the_models_registered_data_build(
+def test_a_banks_from_job_carries_quality_and_serves_strips_of_frames_prior_and_source(
     context: WorkerContext,
     api: TestClient,
     make_key: Callable[[str], dict[str, str]],
     named_model_dir: Path,
-    data_build: tuple[bytes, str, list[np.ndarray]],
+    data_build: tuple[bytes, str, dict[str, np.ndarray]],
 ) -> None:
     archive, manifest_sha256, train = data_build
     with context.sessions() as session:
@@ -133,7 +87,7 @@ def test_job_results_carry_quality_against_the_models_registered_data_build(
         clips = job_clips(session, job_id)
         frames = np.stack([load_clip_frames(context.store, clip) for clip in clips])
         kept = np.asarray([bool(clip.kept) for clip in clips])
-    real_coherence = frame_coherence(np.stack(train))
+    real_coherence = frame_coherence(np.stack(list(train.values())))
     for name, chosen in (("all", np.ones(len(clips), bool)), ("kept", kept)):
         figures = quality[name]
         assert set(figures["per_class"]) == {f"class_{i}" for i in range(NUM_CLASSES)}
@@ -151,3 +105,17 @@ def test_job_results_carry_quality_against_the_models_registered_data_build(
     assert quality["all"]["per_class"]["class_0"]["coherence_real"] == pytest.approx(
         real_coherence[:2].mean()
     )
+
+    clip = clips[0]
+    source = train[clip.bank.source_clip_id]
+    strip = api.get(f"/v1/clips/{clip.id}/strips/frames", headers=owner)
+    assert strip.status_code == 200 and strip.headers["content-type"] == "image/png"
+    assert np.array_equal(_png(strip.content), np.concatenate(list(frames[0]), axis=1))
+    prior = api.get(f"/v1/clips/{clip.id}/strips/image_prior", headers=owner)
+    assert np.array_equal(_png(prior.content), source[0])
+    real = api.get(f"/v1/clips/{clip.id}/strips/source", headers=owner)
+    assert np.array_equal(_png(real.content), np.concatenate(list(source), axis=1))
+    hidden = api.get(f"/v1/clips/{clip.id}/strips/source", headers=other)
+    assert hidden.status_code == 404 and hidden.json()["detail"][0]["loc"] == ["path", "clip_id"]
+    unknown = api.get(f"/v1/clips/{clip.id}/strips/motion", headers=owner)
+    assert unknown.status_code == 422 and unknown.json()["detail"][0]["loc"] == ["path", "kind"]

@@ -1,6 +1,7 @@
-// One clip: preview, filter decision, full provenance, and a checksum check done in the browser.
+// One clip: preview, filter decision, every frame beside its image prior and source real clip, full
+// provenance, and a checksum check done in the browser.
 
-import { ApiError, apiJson, h, requireLogin, showNotice } from "./console.js";
+import { ApiError, api, apiJson, h, requireLogin, showNotice } from "./console.js";
 
 const clipId = document.getElementById("clip-page").dataset.clipId;
 const $ = (id) => document.getElementById(id);
@@ -47,6 +48,38 @@ function render(clip) {
   renderProvenance(clip.provenance);
 }
 
+const STRIPS = {
+  frames: ["every frame of the clip", () => true, ""],
+  image_prior: ["the conditioning image prior", (clip) => clip.provenance.conditions.image_prior !== null, "No image prior: this bank left it out."],
+  source: [
+    "every frame of the source real clip",
+    (clip) => clip.provenance.bank.source_clip_id !== null,
+    "No source real clip: this bank was not drawn from a dataset's training clips.",
+  ],
+};
+
+/** Each strip is a PNG the API renders with this tab's key, shown through a blob URL. */
+async function loadStrip(clip, kind) {
+  const [what, present, absent] = STRIPS[kind];
+  const caption = $(`strip-${kind}-caption`);
+  if (!present(clip)) {
+    caption.textContent = absent;
+    caption.classList.add("hint");
+    return;
+  }
+  try {
+    const response = await api(`/v1/clips/${clipId}/strips/${kind}`, { headers: { Accept: "image/png" } });
+    const img = $(`strip-${kind}`);
+    img.src = URL.createObjectURL(await response.blob());
+    img.alt = `Strip of ${what}, left to right`;
+    img.hidden = false;
+    if (kind === "source") caption.textContent = `The source real clip ${clip.provenance.bank.source_clip_id}, every frame.`;
+  } catch (error) {
+    caption.textContent = `Could not load ${what}: ${error.message}`;
+    caption.classList.add("hint");
+  }
+}
+
 function hex(buffer) {
   return [...new Uint8Array(buffer)].map((byte) => byte.toString(16).padStart(2, "0")).join("");
 }
@@ -82,7 +115,10 @@ async function verify() {
 if (requireLogin()) {
   $("verify-checksum").addEventListener("click", verify);
   apiJson(`/v1/clips/${clipId}`)
-    .then(render)
+    .then((clip) => {
+      render(clip);
+      return Promise.all(Object.keys(STRIPS).map((kind) => loadStrip(clip, kind)));
+    })
     .catch((error) => {
       const message = error instanceof ApiError && error.status === 404 ? "This clip does not exist in your project." : `Could not load the clip: ${error.message}`;
       showNotice($("clip-notice"), message, true);

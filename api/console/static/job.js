@@ -73,6 +73,53 @@ function renderFilterTable(job) {
   body.replaceChildren(...rows);
 }
 
+// Quality figure key -> row label (worker/job_quality.py CLIP_FIGURES), in the order the table shows them.
+const QUALITY_FIGURES = [
+  ["clips", "Clips"],
+  ["coherence_generated", "Coherence, generated"],
+  ["coherence_real", "Coherence, real training clips"],
+  ["coherence_ratio", "Coherence ratio (generated / real)"],
+  ["precision", "Precision (k-NN manifold)"],
+  ["recall", "Recall (k-NN manifold)"],
+  ["coverage", "Coverage (k-NN manifold)"],
+  ["memorised_share", "Memorised share"],
+  ["nearest_training_distance", "Distance to the nearest training clip"],
+];
+
+function qualityCell(value) {
+  if (value === null || value === undefined) return h("td", { class: "number hint" }, "—");
+  return h("td", { class: "number" }, Number.isInteger(value) ? String(value) : value.toPrecision(3));
+}
+
+function renderQuality(job) {
+  const quality = job.results.quality;
+  const table = $("job-quality-table");
+  table.hidden = !quality;
+  if (!quality) {
+    $("job-quality-summary").textContent = `Quality figures: ${job.results.quality_reason}.`;
+    return;
+  }
+  const kept = quality.kept;
+  const columns = [
+    ...Object.entries(kept.per_class).map(([name, figures]) => [`${name}, kept`, figures]),
+    ["overall, kept", kept.overall],
+    ["overall, all clips", quality.all.overall],
+  ];
+  table.querySelector("thead tr").replaceChildren(
+    h("th", { scope: "col" }, "Figure"),
+    ...columns.map(([name]) => h("th", { scope: "col", class: "number" }, name)),
+  );
+  table.querySelector("tbody").replaceChildren(
+    ...QUALITY_FIGURES.map(([key, label]) =>
+      h("tr", { "data-figure": key }, h("th", { scope: "row" }, label), ...columns.map(([, figures]) => qualityCell(figures[key]))),
+    ),
+  );
+  const data = quality.data;
+  $("job-quality-summary").textContent =
+    `Against dataset ${data.dataset} (${data.training_clips} training clips, manifest ${data.manifest_sha256.slice(0, 12)}…). ` +
+    `${quality.definitions.feature_space}. Memorisation: ${quality.definitions.memorisation_distance}.`;
+}
+
 /** The job's clips in bank order: every page, or only the first while the job is still generating. */
 async function loadClips(everyPage) {
   const clips = [];
@@ -139,6 +186,7 @@ async function refreshClips(job) {
 function render(job) {
   renderStatus(job);
   renderFilterTable(job);
+  renderQuality(job);
 }
 
 async function step() {
