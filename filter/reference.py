@@ -25,6 +25,9 @@ def fit_clip(frames: np.ndarray, num_frames: int, height: int, width: int) -> np
     return clip.round().clamp(0, 255).to(torch.uint8).numpy()
 
 
+BLANK_FRAME_STD = 8.0
+
+
 @dataclass(frozen=True)
 class RealReference:
     """Real training clips `(R, F, H, W)` uint8 at the model's size, their ids and class indices."""
@@ -66,8 +69,9 @@ class _Manifold:
 
 class ReferenceIndex:
     """The real reference prepared once per job: standardised frame features and, per class, the k-NN
-    balls of its frames (other-clip neighbours). A class with too few real clips or frames for k uses the
-    balls of all real frames."""
+    balls of its frames (other-clip neighbours). Blank real frames (pixel standard deviation under
+    `BLANK_FRAME_STD` grey levels: padding slices, frames before the scan) carry no image and are left out of the manifold; a class with too few frames of other clips for k uses the balls
+    of all real frames."""
 
     def __init__(self, reference: RealReference, settings: ReferenceSettings) -> None:
         self.reference = reference
@@ -76,13 +80,15 @@ class ReferenceIndex:
         features = frame_features(reference.clips, settings.feature_size)
         self.mean, self.std = fit_standardiser(features, settings.feature_std_floor)
         features = (features - self.mean) / self.std
-        frame_labels = np.repeat(reference.labels, frames)
-        frame_clip = np.repeat(np.arange(len(reference.clips)), frames)
+        content = reference.clips.reshape(len(features), -1).std(axis=1) >= BLANK_FRAME_STD
+        features = features[content]
+        frame_labels = np.repeat(reference.labels, frames)[content]
+        frame_clip = np.repeat(np.arange(len(reference.clips)), frames)[content]
         self.everything = self._manifold(features, frame_clip)
         self.per_class: dict[int, _Manifold] = {}
         for label in np.unique(reference.labels).tolist():
             rows = frame_labels == label
-            if rows.sum() - frames >= settings.manifold_k:
+            if rows.sum() - np.bincount(frame_clip[rows]).max() >= settings.manifold_k:
                 self.per_class[label] = self._manifold(features[rows], frame_clip[rows])
 
     def _manifold(self, features: np.ndarray, clip: np.ndarray) -> _Manifold:
