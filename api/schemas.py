@@ -8,7 +8,7 @@ from typing import Annotated, Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
-from store.models import AssetKind, BankStatus, JobStatus
+from store.models import AssetKind, BankStatus, JobPhase, JobStatus
 
 # The generator's bound (generator.sampling.MAX_STEPS): DDIM's steps_offset 1 puts 1000 steps past t = 999.
 MAX_SAMPLER_STEPS = 999
@@ -188,6 +188,16 @@ class Progress(BaseModel):
     clips_done: int
     denoise_step: int
     denoise_steps: int
+    phase: JobPhase | None = Field(
+        description="what the worker is doing now: loading_model, preparing_conditions, sampling, filtering "
+        "or exporting; null while queued and once finished"
+    )
+    batch: int = Field(description="while sampling: the batch being denoised (1-based) of `batches`")
+    batches: int = Field(description="while sampling: the batches this delivery samples the missing clips in")
+    eta_seconds: float | None = Field(
+        description="while sampling: seconds until the last batch is denoised, from the measured seconds per "
+        "denoising step of the current batch × the steps left; null in the other phases"
+    )
 
 
 class FilterResults(BaseModel):

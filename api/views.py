@@ -15,6 +15,10 @@ def _progress(job: Job) -> Progress:
         clips_done=job.clips_done,
         denoise_step=job.denoise_step,
         denoise_steps=job.denoise_steps,
+        phase=job.phase,
+        batch=job.batch,
+        batches=job.batches,
+        eta_seconds=job.eta_seconds,
     )
 
 

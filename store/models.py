@@ -45,8 +45,8 @@ class Base(DeclarativeBase):
     }
 
 
-def _enum(cls: type[enum.Enum]) -> Enum:
-    return Enum(cls, native_enum=False, length=16, values_callable=lambda e: [m.value for m in e])
+def _enum(cls: type[enum.Enum], length: int = 16) -> Enum:
+    return Enum(cls, native_enum=False, length=length, values_callable=lambda e: [m.value for m in e])
 
 
 class JobStatus(str, enum.Enum):
@@ -57,6 +57,16 @@ class JobStatus(str, enum.Enum):
     succeeded = "succeeded"
     failed = "failed"
     cancelled = "cancelled"
+
+
+class JobPhase(str, enum.Enum):
+    """What a delivery of a job is doing now; NULL while it is queued and once it has finished."""
+
+    loading_model = "loading_model"
+    preparing_conditions = "preparing_conditions"
+    sampling = "sampling"
+    filtering = "filtering"
+    exporting = "exporting"
 
 
 FINISHED_JOB_STATUSES = frozenset({JobStatus.succeeded, JobStatus.failed, JobStatus.cancelled})
@@ -193,6 +203,12 @@ class Job(Base):
     clips_done: Mapped[int] = mapped_column(default=0)
     denoise_step: Mapped[int] = mapped_column(default=0)
     denoise_steps: Mapped[int] = mapped_column(default=0)
+    phase: Mapped[JobPhase | None] = mapped_column(_enum(JobPhase, length=32))
+    # the batch (1-based) of this delivery's sampling plan being denoised, and how many it has
+    batch: Mapped[int] = mapped_column(default=0)
+    batches: Mapped[int] = mapped_column(default=0)
+    # seconds until sampling ends, from the measured time per denoising step; NULL outside sampling
+    eta_seconds: Mapped[float | None] = mapped_column(Float)
     clips_kept: Mapped[int] = mapped_column(default=0)
     # {"semantic": n, "inconsistent": n, "static": n, "duplicate": n}
     dropped_counts: Mapped[dict[str, Any]] = mapped_column(default=dict)

@@ -15,7 +15,7 @@ from generator.conditions import BankConditions
 from generator.model_info import ModelInfo
 from generator.sampling import SamplerSettings, SamplingCancelled
 from store.jobs import clip_seed, mark_bank_done
-from store.models import Bank, BankStatus, Clip, Job
+from store.models import Bank, BankStatus, Clip, Job, JobPhase
 from store.objects import ObjectStore
 from worker.conditions import bank_conditions
 from worker.monitor import JobInterrupted, JobMonitor
@@ -115,6 +115,7 @@ def generate_job(
     stops at the next batch once the writer failed. Running it again after a crash, a failed write or a
     redelivery stores each clip exactly once.
     """
+    monitor.enter(JobPhase.preparing_conditions)
     with sessions() as session:
         job = session.get_one(Job, job_id)
         sampler = SamplerSettings(**job.sampler)
@@ -124,14 +125,18 @@ def generate_job(
         return 0
     last_of_bank = {slot.bank_id: position for position, slot in enumerate(slots)}
     conditions = SlotConditions(sessions, store, model.pipeline.info, slots)
+    seeds = [slot.seed for slot in slots]
+    plan = model.sampler.plan(conditions, seeds, sampler)
+    monitor.plan_sampling(len(plan))
     with ClipWriter(sessions, store, model.sampler.execution) as writer:
         try:
             for positions, clips in model.sampler.batches(
                 conditions,
-                [slot.seed for slot in slots],
+                seeds,
                 sampler,
                 progress=monitor.step,
                 should_cancel=monitor.should_stop,
+                plan=plan,
             ):
                 writer.raise_if_failed()
                 for position, frames in zip(positions, clips, strict=True):

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from store.audit import append_event
 from store.export import export_database
-from store.models import FINISHED_JOB_STATUSES, Bank, BankStatus, Job, JobStatus, utcnow
+from store.models import FINISHED_JOB_STATUSES, Bank, BankStatus, Job, JobPhase, JobStatus, utcnow
 from store.outbox import RUN_JOB_TASK, add_message, dispatch_outbox
 from worker.context import WorkerContext
 from worker.filtering import filter_job, job_clips
@@ -68,6 +68,7 @@ def _finish(
         job.status = status
         job.error = error
         job.finished_at = utcnow()
+        job.phase = job.eta_seconds = None
         if status != JobStatus.succeeded:
             session.execute(
                 update(Bank)
@@ -126,6 +127,7 @@ def _yield_turn(ctx: WorkerContext, job_id: uuid.UUID) -> None:
         job = _job_for_update(session, job_id)
         assert job is not None
         job.status = JobStatus.queued
+        job.phase = job.eta_seconds = None
         job.deliveries -= 1
         session.execute(
             update(Bank)
@@ -152,6 +154,7 @@ def _generate(ctx: WorkerContext, job_id: uuid.UUID, monitor: JobMonitor) -> Non
         job = session.get_one(Job, job_id)
         _check_size(ctx.settings, job)
         record = job.model
+    monitor.enter(JobPhase.loading_model)
     model = ctx.models.get(record)
     monitor.check()
     started = time.monotonic()
@@ -165,6 +168,7 @@ def _generate(ctx: WorkerContext, job_id: uuid.UUID, monitor: JobMonitor) -> Non
 
 def _filter(ctx: WorkerContext, job_id: uuid.UUID, monitor: JobMonitor) -> None:
     monitor.check()
+    monitor.enter(JobPhase.filtering)
     started = time.monotonic()
     with ctx.sessions() as session:
         job = session.get_one(Job, job_id)
@@ -192,6 +196,7 @@ def _filter(ctx: WorkerContext, job_id: uuid.UUID, monitor: JobMonitor) -> None:
 
 def _export(ctx: WorkerContext, job_id: uuid.UUID, monitor: JobMonitor) -> None:
     monitor.check()
+    monitor.enter(JobPhase.exporting)
     started = time.monotonic()
     with ctx.sessions() as session:
         job = session.get_one(Job, job_id)
@@ -241,7 +246,11 @@ def process_job(ctx: WorkerContext, job_id: uuid.UUID) -> JobStatus | str:
         except JobInterrupted as exc:
             if exc.reason == SHUTTING_DOWN:
                 with ctx.sessions() as session:
-                    session.execute(update(Job).where(Job.id == job_id).values(deliveries=Job.deliveries - 1))
+                    session.execute(
+                        update(Job)
+                        .where(Job.id == job_id)
+                        .values(deliveries=Job.deliveries - 1, phase=None, eta_seconds=None)
+                    )
                     session.commit()
                 raise RequeueJob(str(exc)) from exc
             if exc.reason == YIELDED:

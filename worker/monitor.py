@@ -1,5 +1,5 @@
 """What a running job watches between denoising steps: its cancel flag, its deadline and the worker's
-shutdown; and what it reports: the current denoising step."""
+shutdown; and what it reports: its phase and, while sampling, the batch, denoising step and ETA."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ from collections.abc import Callable
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from store.models import Job, JobStatus
+from store.models import Job, JobPhase, JobStatus
+from worker.progress import SamplingClock
 
 # Set when the worker process begins a warm shutdown (Celery's `worker_shutting_down` signal).
 SHUTDOWN = threading.Event()
@@ -52,6 +53,7 @@ class JobMonitor:
         self._polled_at = -float("inf")
         self._cancel_requested = False
         self._progress_at = -float("inf")
+        self._sampling: SamplingClock | None = None
         self.interruption: JobInterrupted | None = None
 
     def cancel_requested(self) -> bool:
@@ -100,13 +102,31 @@ class JobMonitor:
             assert self.interruption is not None
             raise self.interruption
 
+    def enter(self, phase: JobPhase) -> None:
+        """Write the phase the job enters now (sampling is entered by its first denoising step)."""
+        self._write(phase=phase, batch=0, batches=0, eta_seconds=None)
+
+    def plan_sampling(self, batches: int) -> None:
+        """Start timing the sampling of `batches` batches."""
+        self._sampling = SamplingClock(batches, self.clock)
+
     def step(self, step: int, total: int) -> None:
+        assert self._sampling is not None, "plan_sampling first"
+        eta = self._sampling.step(step, total)
         now = self.clock()
         if step < total and now - self._progress_at < self.progress_interval_s:
             return
         self._progress_at = now
+        self._write(
+            phase=JobPhase.sampling,
+            batch=self._sampling.batch,
+            batches=self._sampling.batches,
+            denoise_step=step,
+            denoise_steps=total,
+            eta_seconds=eta,
+        )
+
+    def _write(self, **values: object) -> None:
         with self.sessions() as session:
-            session.execute(
-                update(Job).where(Job.id == self.job_id).values(denoise_step=step, denoise_steps=total)
-            )
+            session.execute(update(Job).where(Job.id == self.job_id).values(**values))
             session.commit()

@@ -271,7 +271,9 @@ def test_jobs_list_updates_live_and_a_running_job_is_cancelled_from_its_page(
     row = page.locator(f'#jobs-table tr[data-job-id="{job_id}"]')
     expect(row.locator(".status")).to_have_text("generating", timeout=30_000)
     expect(row.locator(".progress-text")).to_have_text(
-        re.compile(r"^0 / 2 clips · denoising step \d+ / 500$")
+        re.compile(
+            r"^0 / 2 clips · sampling batch 1 / 1 · denoising step \d+ / 500 · about \d+ (s|min) left$"
+        )
     )
     row.get_by_role("link").click()
     expect(page).to_have_url(console.url(f"/console/jobs/{job_id}"))

@@ -151,10 +151,20 @@ export function jobProgress(job) {
   const total = Math.max(p.clips_total, 1);
   const fraction = job.status === "succeeded" ? 1 : Math.min(p.clips_done / total, 1);
   let text = `${p.clips_done} / ${p.clips_total} clips`;
-  if (job.status === "generating" && p.denoise_steps > 0) {
-    text += ` · denoising step ${p.denoise_step} / ${p.denoise_steps}`;
-  } else if (job.status === "filtering" || job.status === "exporting") {
-    text += ` · ${job.status}`;
+  if (p.phase === "sampling") {
+    text += ` · sampling batch ${p.batch} / ${p.batches} · denoising step ${p.denoise_step} / ${p.denoise_steps}`;
+    text += ` · about ${formatDuration(p.eta_seconds)} left`;
+  } else if (p.phase) {
+    text += ` · ${p.phase.replaceAll("_", " ")}`;
   }
   return { fraction, text };
+}
+
+/** Seconds as "45 s", "12 min" or "2 h 5 min". */
+export function formatDuration(seconds) {
+  const s = Math.round(seconds);
+  if (s < 90) return `${s} s`;
+  const minutes = Math.round(s / 60);
+  if (minutes < 90) return `${minutes} min`;
+  return `${Math.floor(minutes / 60)} h ${minutes % 60} min`;
 }
