@@ -41,6 +41,18 @@ def demo_job(model: dict[str, Any], samples: int, steps: int) -> dict[str, Any]:
     }
 
 
+def phase_text(progress: dict[str, Any]) -> str:
+    """The job's phase; while sampling, the batch, denoising step and the API's ETA."""
+    phase = progress["phase"]
+    if phase != "sampling":
+        return (phase or "").replace("_", " ")
+    eta = progress["eta_seconds"]
+    return (
+        f"sampling batch {progress['batch']}/{progress['batches']}  step "
+        f"{progress['denoise_step']}/{progress['denoise_steps']}  about {eta:.0f} s left"
+    )
+
+
 def follow(client: httpx.Client, job_id: str) -> dict[str, Any]:
     deadline = time.monotonic() + JOB_TIMEOUT_S
     last = ""
@@ -49,7 +61,7 @@ def follow(client: httpx.Client, job_id: str) -> dict[str, Any]:
         p = job["progress"]
         line = (
             f"{job['status']:<10} banks {p['banks_done']}/{p['banks_total']}  clips {p['clips_done']}/"
-            f"{p['clips_total']}  step {p['denoise_step']}/{p['denoise_steps']}"
+            f"{p['clips_total']}  {phase_text(p)}"
         )
         if line != last:
             print(f"  {line}", flush=True)
