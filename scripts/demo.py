@@ -1,18 +1,22 @@
-"""`make demo`: start the embedded service on the demo model, submit a job through the REST API, follow
-it, download the filtered database and verify it; then stop the service.
+"""`make demo`: start the embedded service on the demo model, register the demo data build as a dataset,
+submit a job that samples the way the paper does (§4.1: banks from the build's training clips, all four
+conditions), follow it, print its filter counts beside its quality figures, download the filtered database
+and verify it; then stop the service.
 
-The demo job: one bank per class of the demo model (US, CT, MR) × 8 clips, DPM-Solver++ with 25 steps
-(a fast solver selectable per job; the server default stays Table 1's DDIM 200), so it finishes in minutes on
-a CPU. Eight clips per bank give the job-level K-means band (K = 4) enough clips to keep some.
+The demo data build (`ctrlgenaug data demo --out data/demo-dataset`) is built first when it is missing. The
+demo job: `banks_from` the build, 2 training clips per class as banks (`max_banks`) × 3 clips each,
+DPM-Solver++ with 25 steps (a fast solver selectable per job; the server default stays Table 1's DDIM 200), so
+it finishes in minutes on a CPU.
 
-    .venv/bin/python scripts/demo.py [--model models/demo] [--data-dir DIR] [--out data/demo-output]
-                                     [--samples 8] [--steps 25]
+    .venv/bin/python scripts/demo.py [--model models/demo] [--data data/demo-dataset] [--data-dir DIR]
+                                     [--out data/demo-output] [--banks-per-class 2] [--samples 3] [--steps 25]
 """
 
 from __future__ import annotations
 
 import argparse
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -25,20 +29,96 @@ from cli.embedded_client import FINISHED_STATUSES, EmbeddedService
 
 REPO = Path(__file__).resolve().parents[1]
 DEMO_MODEL = REPO / "models" / "demo"
-SAMPLES_PER_BANK = 8
+DEMO_DATA = REPO / "data" / "demo-dataset"
+DEMO_DATASET = "demo-dataset"
+DEMO_PROJECT = "demo"
+BANKS_PER_CLASS = 2
+SAMPLES_PER_BANK = 3
 DEMO_SAMPLER = {"name": "dpmsolver++", "steps": 25, "guidance_scale": 7.5}
 DEMO_SEED = 2024
 READY_TIMEOUT_S = 300
 JOB_TIMEOUT_S = 3 * 3600
 
 
-def demo_job(model: dict[str, Any], samples: int, steps: int) -> dict[str, Any]:
+QUALITY_ROWS = (
+    ("clips", "clips"),
+    ("coherence_generated", "coherence, generated"),
+    ("coherence_real", "coherence, real"),
+    ("coherence_ratio", "coherence ratio"),
+    ("precision", "precision (k-NN)"),
+    ("recall", "recall (k-NN)"),
+    ("coverage", "coverage (k-NN)"),
+    ("memorised_share", "memorised share"),
+)
+
+
+def demo_job(model: dict[str, Any], banks_per_class: int, samples: int, steps: int) -> dict[str, Any]:
     return {
         "model": f"{model['name']}:{model['version']}",
-        "banks": [{"class_label": name, "samples": samples} for name in model["class_names"]],
+        "banks_from": {
+            "dataset": DEMO_DATASET,
+            "samples_per_bank": samples,
+            "max_banks": banks_per_class * len(model["class_names"]),
+        },
         "sampler": {**DEMO_SAMPLER, "steps": steps},
         "seed": DEMO_SEED,
     }
+
+
+def ensure_data_build(data: Path) -> Path:
+    """The data build's manifest, building the demo build first when it is missing."""
+    manifest = data / "manifest.jsonl"
+    if manifest.is_file():
+        return manifest
+    print(f"==> ctrlgenaug data demo --out {data}  (the demo data build is missing)", flush=True)
+    built = subprocess.run([sys.executable, "-m", "cli.main", "data", "demo", "--out", str(data)], cwd=REPO)
+    if built.returncode != 0 or not manifest.is_file():
+        raise SystemExit(f"`ctrlgenaug data demo --out {data}` failed (code {built.returncode})")
+    return manifest
+
+
+def register_data_build(service: EmbeddedService, client: httpx.Client, manifest: Path) -> None:
+    names = [dataset["name"] for dataset in client.get("/v1/datasets").json()]
+    if DEMO_DATASET in names:
+        return
+    print(f"==> ctrlgenaug datasets register {manifest} --project {DEMO_PROJECT}", flush=True)
+    registered = service.ctrlgenaug(
+        "datasets", "register", str(manifest), "--project", DEMO_PROJECT, "--name", DEMO_DATASET
+    )
+    if registered.returncode != 0:
+        raise SystemExit(f"`ctrlgenaug datasets register` failed:\n{registered.stderr}")
+    print(f"    {registered.stdout.strip()}")
+
+
+def _figure(value: float | None) -> str:
+    if value is None:
+        return "—"
+    return str(int(value)) if float(value).is_integer() else f"{value:.3g}"
+
+
+def quality_table(results: dict[str, Any]) -> str:
+    """The job's filter counts and its quality figures (kept clips per class and overall; all clips)."""
+    dropped = ", ".join(f"{reason} {count}" for reason, count in sorted(results["dropped_counts"].items()))
+    lines = [f"    filter: kept {results['clips_kept']}, dropped {dropped or 'none'}, band {results['band']}"]
+    quality = results["quality"]
+    if quality is None:
+        return "\n".join([*lines, f"    quality: not measured: {results['quality_reason']}"])
+    kept = quality["kept"]
+    columns = [
+        *((f"{name} kept", figures) for name, figures in kept["per_class"].items()),
+        ("all kept", kept["overall"]),
+        ("all clips", quality["all"]["overall"]),
+    ]
+    data = quality["data"]
+    lines.append(
+        f"    quality against dataset {data['dataset']} ({data['training_clips']} training clips, "
+        f"manifest {data['manifest_sha256'][:12]}…):"
+    )
+    width = max(len(label) for _, label in QUALITY_ROWS)
+    lines.append("    " + " " * width + "".join(f"{name:>14}" for name, _ in columns))
+    for key, label in QUALITY_ROWS:
+        lines.append("    " + f"{label:<{width}}" + "".join(f"{_figure(f[key]):>14}" for _, f in columns))
+    return "\n".join(lines)
 
 
 def phase_text(progress: dict[str, Any]) -> str:
@@ -72,18 +152,27 @@ def follow(client: httpx.Client, job_id: str) -> dict[str, Any]:
     raise SystemExit(f"job {job_id} did not finish in {JOB_TIMEOUT_S} s")
 
 
-def run(model_dir: Path, data_dir: Path, out_dir: Path, samples: int, steps: int) -> int:
+def run(
+    model_dir: Path,
+    manifest: Path,
+    data_dir: Path,
+    out_dir: Path,
+    banks_per_class: int,
+    samples: int,
+    steps: int,
+) -> int:
     service = EmbeddedService(data_dir, model_dir, ready_timeout_s=READY_TIMEOUT_S)
     print(f"==> starting `ctrlgenaug up --port {service.port}` (data in {data_dir})", flush=True)
     url = service.url
     with service, httpx.Client(base_url=url, timeout=60) as client:
-        key = service.create_key("demo")
+        key = service.create_key(DEMO_PROJECT)
         client.headers["Authorization"] = f"Bearer {key}"
         model = client.get("/v1/models").json()[0]
-        body = demo_job(model, samples, steps)
+        register_data_build(service, client, manifest)
+        body = demo_job(model, banks_per_class, samples, steps)
         print(
-            f"==> submitting: {len(body['banks'])} banks ({', '.join(model['class_names'])}) × "
-            f"{samples} clips, {DEMO_SAMPLER['name']} {steps} steps, "
+            f"==> submitting: banks from {DEMO_DATASET}'s training clips, {banks_per_class} per class "
+            f"({', '.join(model['class_names'])}) × {samples} clips, {DEMO_SAMPLER['name']} {steps} steps, "
             f"model {model['name']} {model['version']}",
             flush=True,
         )
@@ -95,9 +184,7 @@ def run(model_dir: Path, data_dir: Path, out_dir: Path, samples: int, steps: int
         if job["status"] != "succeeded":
             print(f"error: {job['error']}", file=sys.stderr)
             return 1
-        results = job["results"]
-        kept, dropped = results["clips_kept"], results["dropped_counts"]
-        print(f"    kept {kept}, dropped {dropped}, consistency band {results['band']}")
+        print(quality_table(job["results"]), flush=True)
         out_dir.mkdir(parents=True, exist_ok=True)
         database = out_dir / f"ctrlgenaug-demo-{job['id']}.zip"
         with client.stream("GET", f"/v1/jobs/{job['id']}/database") as response:
@@ -122,11 +209,19 @@ def main() -> int:
     parser.add_argument(
         "--model", type=Path, default=DEMO_MODEL, help="model directory (default: models/demo)"
     )
+    parser.add_argument(
+        "--data",
+        type=Path,
+        default=DEMO_DATA,
+        help="the data build whose training clips give the banks "
+        "(default: data/demo-dataset, built with `ctrlgenaug data demo` when missing)",
+    )
     parser.add_argument("--data-dir", type=Path, help="service data folder (default: a temporary one)")
     parser.add_argument("--out", type=Path, default=REPO / "data" / "demo-output", help="where the ZIP goes")
     parser.add_argument(
-        "--samples", type=int, default=SAMPLES_PER_BANK, help="clips per bank (one bank per class)"
+        "--banks-per-class", type=int, default=BANKS_PER_CLASS, help="training clips per class as banks"
     )
+    parser.add_argument("--samples", type=int, default=SAMPLES_PER_BANK, help="clips per bank")
     parser.add_argument("--steps", type=int, default=DEMO_SAMPLER["steps"], help="solver steps")
     args = parser.parse_args()
     if not (args.model / "ctrlgenaug_model.json").is_file():
@@ -136,13 +231,13 @@ def main() -> int:
             file=sys.stderr,
         )
         return 2
+    manifest = ensure_data_build(args.data.resolve())
+    sizes = (args.banks_per_class, args.samples, args.steps)
     if args.data_dir is not None:
-        return run(
-            args.model.resolve(), args.data_dir.resolve(), args.out.resolve(), args.samples, args.steps
-        )
+        return run(args.model.resolve(), manifest, args.data_dir.resolve(), args.out.resolve(), *sizes)
     data_dir = Path(tempfile.mkdtemp(prefix="ctrlgenaug-demo-"))
     try:
-        return run(args.model.resolve(), data_dir, args.out.resolve(), args.samples, args.steps)
+        return run(args.model.resolve(), manifest, data_dir, args.out.resolve(), *sizes)
     finally:
         shutil.rmtree(data_dir, ignore_errors=True)
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
+from worker_helpers import build_named_model_dir, build_tiny_data_build
 
 import cli.worker
 from cli.embedded_client import EmbeddedService
@@ -32,18 +33,24 @@ def test_up_without_any_model_says_how_to_build_the_demo_model(
     assert (embedded_data_dir / "ctrlgenaug.db").is_file()  # `db upgrade` ran first
 
 
-def test_demo_script_runs_the_embedded_service_end_to_end(worker_model_dir: Path, tmp_path: Path) -> None:
+def test_demo_script_registers_the_data_build_and_prints_the_jobs_quality(tmp_path: Path) -> None:
+    _, manifest_sha256, _ = build_tiny_data_build(tmp_path / "build")
+    model_dir = build_named_model_dir(tmp_path / "model", manifest_sha256)
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     result = subprocess.run(
         [
             sys.executable,
             "scripts/demo.py",
             "--model",
-            str(worker_model_dir),
+            str(model_dir),
+            "--data",
+            str(tmp_path / "build"),
             "--data-dir",
             str(tmp_path / "data"),
             "--out",
             str(tmp_path / "out"),
+            "--banks-per-class",
+            "1",
             "--samples",
             "2",
             "--steps",
@@ -57,8 +64,32 @@ def test_demo_script_runs_the_embedded_service_end_to_end(worker_model_dir: Path
     )
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-4000:]
-    assert "3 banks (class_0, class_1, class_2) × 2 clips, dpmsolver++ 6 steps" in output
-    assert "succeeded  banks 3/3  clips 6/6  step 6/6" in output
+    assert f"ctrlgenaug datasets register {tmp_path / 'build' / 'manifest.jsonl'} --project demo" in output
+    assert "dataset demo-dataset: 6 training clips" in output
+    assert (
+        "banks from demo-dataset's training clips, 1 per class (class_0, class_1, class_2) × 2 clips, "
+        "dpmsolver++ 6 steps"
+    ) in output
+    assert "succeeded  banks 3/3  clips 6/6" in output
+    assert (
+        f"quality against dataset demo-dataset (6 training clips, manifest {manifest_sha256[:12]}…)" in output
+    )
+    header = next(line for line in output.splitlines() if "all clips" in line)
+    assert header.split() == [
+        "class_0",
+        "kept",
+        "class_1",
+        "kept",
+        "class_2",
+        "kept",
+        "all",
+        "kept",
+        "all",
+        "clips",
+    ]
+    clips_row = next(line for line in output.splitlines() if line.strip().startswith("clips "))
+    assert clips_row.split()[-1] == "6"
+    assert any(line.strip().startswith("coherence ratio") for line in output.splitlines())
     assert "files verified against the service" in output
     assert "worker stopped (code 0)" in output
     (database,) = (tmp_path / "out").glob("ctrlgenaug-demo-*.zip")
