@@ -30,7 +30,8 @@ def rerun(
     ),
     scope: Scope | None = typer.Option(None, help="stage 3: compare in a group or the job (default group)"),
     memorised: bool = typer.Option(
-        False, help="drop clips closer than --memorised-threshold to a real training clip (before Algorithm 1)"
+        False,
+        help="drop clips closer than --memorised-threshold to a real training clip (before Algorithm 1)",
     ),
     memorised_threshold: float | None = typer.Option(
         None, help="RMS pixel distance in [0, 1] units (the model's quality.json memorisation_threshold)"
@@ -69,7 +70,9 @@ def rerun(
         errors = "; ".join(f"--{str(e['loc'][0]).replace('_', '-')}: {e['msg']}" for e in exc.errors())
         raise typer.BadParameter(errors) from exc
     if checks.memorised and checks.memorised_threshold is None:
-        raise typer.BadParameter("--memorised needs --memorised-threshold", param_hint="--memorised-threshold")
+        raise typer.BadParameter(
+            "--memorised needs --memorised-threshold", param_hint="--memorised-threshold"
+        )
     try:
         loaded = load_scores(scores)
     except (FileNotFoundError, ValueError) as exc:

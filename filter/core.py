@@ -110,7 +110,9 @@ class FilterResult:
     def stages(self) -> list[str]:
         """The stages that ran, in order: Algorithm 1's three and the reference checks switched on."""
         checks = self.checks or ReferenceSettings()
-        return [stage for stage in STAGES if stage not in ReferenceSettings.model_fields or getattr(checks, stage)]
+        return [
+            stage for stage in STAGES if stage not in ReferenceSettings.model_fields or getattr(checks, stage)
+        ]
 
     def to_json(self) -> dict[str, Any]:
         """`{"band": [t_l, t_h], "settings": {...}, "clips": [...]}`, plus `"checks"` and five keys per clip
@@ -121,7 +123,10 @@ class FilterResult:
             "clips": self._rows(),
         }
         if self.checks is not None:
-            out["checks"] = {**self.checks.model_dump(mode="json"), "feature_space": self.checks.feature_space()}
+            out["checks"] = {
+                **self.checks.model_dump(mode="json"),
+                "feature_space": self.checks.feature_space(),
+            }
         return out
 
     def _verdicts(self) -> tuple[list[bool | None], list[bool | None]]:

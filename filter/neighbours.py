@@ -67,14 +67,21 @@ def clip_distances(clips_a: np.ndarray, clips_b: np.ndarray) -> np.ndarray:
     return cdist(a, b) / np.sqrt(a.shape[1])
 
 
-def nearest_clips(clips: np.ndarray, reference: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per clip of `clips` `(N, F, H, W)`: the `clip_distances` to its nearest clip of `reference`
-    `(M, F, H, W)` and that clip's index, `((N,), (N,))`."""
-    a, b = _flat_unit(clips), _flat_unit(reference)
-    if a.shape[1] != b.shape[1]:
-        raise ValueError(f"clip shapes differ: {clips.shape[1:]} vs {reference.shape[1:]}")
-    distance, index = NearestNeighbors(n_neighbors=1, algorithm="brute").fit(b).kneighbors(a)
-    return distance[:, 0] / np.sqrt(a.shape[1]), index[:, 0]
+class NearestClip:
+    """The nearest clip of a fixed reference set `(M, F, H, W)` (uint8) by `clip_distances`, fitted once."""
+
+    def __init__(self, reference: np.ndarray) -> None:
+        flat = _flat_unit(reference)
+        self.shape = reference.shape[1:]
+        self.scale = np.sqrt(flat.shape[1])
+        self.index = NearestNeighbors(n_neighbors=1, algorithm="brute").fit(flat)
+
+    def __call__(self, clips: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Per clip of `(N, F, H, W)`: the distance to its nearest reference clip and that clip's index."""
+        if clips.shape[1:] != self.shape:
+            raise ValueError(f"clip shapes differ: {clips.shape[1:]} vs {self.shape}")
+        distance, index = self.index.kneighbors(_flat_unit(clips))
+        return distance[:, 0] / self.scale, index[:, 0]
 
 
 def cross_patient_threshold(clips: np.ndarray, patients: list[str], quantile: float) -> float:

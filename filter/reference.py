@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from filter.neighbours import fit_standardiser, frame_features, inside_balls, kth_neighbour_radii, nearest_clips
+from filter.neighbours import NearestClip, fit_standardiser, frame_features, inside_balls, kth_neighbour_radii
 from filter.settings import ReferenceSettings
 
 
@@ -68,14 +68,15 @@ class _Manifold:
 
 
 class ReferenceIndex:
-    """The real reference prepared once per job: standardised frame features and, per class, the k-NN
-    balls of its frames (other-clip neighbours). Blank real frames (pixel standard deviation under
-    `BLANK_FRAME_STD` grey levels: padding slices, frames before the scan) carry no image and are left out of the manifold; a class with too few frames of other clips for k uses the balls
-    of all real frames."""
+    """The real reference prepared once per job: the nearest-clip index, standardised frame features and,
+    per class, the k-NN balls of its frames (other-clip neighbours). Blank real frames (pixel standard
+    deviation under `BLANK_FRAME_STD` grey levels: padding slices) carry no image and are left out of the
+    manifold; a class with too few frames of other clips for k uses the balls of all real frames."""
 
     def __init__(self, reference: RealReference, settings: ReferenceSettings) -> None:
         self.reference = reference
         self.settings = settings
+        self.nearest = NearestClip(reference.clips)
         frames = reference.clips.shape[1]
         features = frame_features(reference.clips, settings.feature_size)
         self.mean, self.std = fit_standardiser(features, settings.feature_std_floor)
@@ -96,7 +97,7 @@ class ReferenceIndex:
 
     def score(self, clips: np.ndarray, labels: np.ndarray) -> ReferenceScores:
         """Scores of uint8 clips `(N, F, H, W)` (the model's size) of class indices `labels` `(N,)`."""
-        distance, nearest = nearest_clips(clips, self.reference.clips)
+        distance, nearest = self.nearest(clips)
         frames = clips.shape[1]
         features = (frame_features(clips, self.settings.feature_size) - self.mean) / self.std
         share = np.empty(len(clips))

@@ -60,7 +60,9 @@ def check_reference(reference: ReferenceScores, n: int) -> None:
     """Raise ValueError naming the reference field whose shape or values are wrong for `n` clips."""
     for name in REFERENCE_FIELDS:
         if np.shape(getattr(reference, name)) != (n,):
-            raise ValueError(f"field {name!r} must have shape (N,) = ({n},), got {np.shape(getattr(reference, name))}")
+            raise ValueError(
+                f"field {name!r} must have shape (N,) = ({n},), got {np.shape(getattr(reference, name))}"
+            )
     for name in ("real_distance", "manifold_share"):
         values = np.asarray(getattr(reference, name), np.float64)
         if not np.isfinite(values).all() or (values < 0).any():
@@ -86,7 +88,7 @@ def save_scores(
         arrays["measured_with"] = np.asarray(json.dumps({k: measured_with[k] for k in MEASURED_WITH}))
     path = Path(path)
     with path.open("wb") as fh:
-        np.savez(fh, **arrays)
+        np.savez(fh, allow_pickle=False, **arrays)
     return path
 
 

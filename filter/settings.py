@@ -19,9 +19,7 @@ class FilterSettings(BaseModel):
     kmeans_k: int = Field(
         default=4, ge=3, description="stage 2: K-means clusters on VAE-Seq; lowest and highest are dropped"
     )
-    kmeans_seed: int = Field(
-        default=0, ge=0, le=MAX_KMEANS_SEED, description="stage 2: K-means random state"
-    )
+    kmeans_seed: int = Field(default=0, ge=0, le=MAX_KMEANS_SEED, description="stage 2: K-means random state")
     similarity_threshold: float = Field(
         default=0.98,
         gt=-1.0,
@@ -31,6 +29,7 @@ class FilterSettings(BaseModel):
     scope: Literal["group", "job"] = Field(
         default="group", description="stage 3: compare with kept clips of the same group, or of the whole job"
     )
+
 
 MAX_MANIFOLD_K = 64
 MAX_FEATURE_SIZE = 128
@@ -48,7 +47,7 @@ class ReferenceSettings(BaseModel):
     memorised_threshold: float | None = Field(
         default=None,
         ge=0.0,
-        description="RMS pixel distance in [0, 1] units; None: the model's calibrated threshold (quality.json)",
+        description="RMS pixel distance in [0, 1] units; None: the model's calibrated one (quality.json)",
     )
     off_manifold: bool = Field(
         default=False, description="drop a clip whose frames fall outside the real frames' k-NN manifold"
@@ -57,7 +56,10 @@ class ReferenceSettings(BaseModel):
         default=3, ge=1, le=MAX_MANIFOLD_K, description="a real frame's ball: radius to its k-th real frame"
     )
     manifold_min_share: float = Field(
-        default=0.5, gt=0.0, le=1.0, description="keep a clip with at least this share of frames on the manifold"
+        default=0.5,
+        gt=0.0,
+        le=1.0,
+        description="keep a clip with at least this share of frames on the manifold",
     )
     feature_size: int = Field(
         default=32, ge=4, le=MAX_FEATURE_SIZE, description="frames resized to this side for the manifold"

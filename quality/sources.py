@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
 from filter.reference import fit_clip
 from generator.conditions import BankConditions
 from generator.motion import resize_motion_field

@@ -70,7 +70,9 @@ def test_copies_and_light_perturbations_of_training_clips_are_memorised(
 ) -> None:
     clips = perturbed(build.train.clips, kind)
     scores = index.score(clips, build.train.labels)
-    result = run_filter(*algorithm_1_inputs(clips), FilterSettings(), checks(threshold, memorised=True), scores)
+    result = run_filter(
+        *algorithm_1_inputs(clips), FilterSettings(), checks(threshold, memorised=True), scores
+    )
     assert all(c.reason == "memorised" for c in result.clips), scores.real_distance.max()
     names = [r.clip_id for r in build.train.records]
     if kind == "copy":
@@ -93,13 +95,17 @@ def test_held_out_clips_of_other_patients_are_not_memorised(
     assert others, "the demo build holds out whole patients"
     clips, labels = build.test.clips[others], build.test.labels[others]
     scores = index.score(clips, labels)
-    result = run_filter(*algorithm_1_inputs(clips), FilterSettings(), checks(threshold, memorised=True), scores)
+    result = run_filter(
+        *algorithm_1_inputs(clips), FilterSettings(), checks(threshold, memorised=True), scores
+    )
     assert not any(c.reason == "memorised" for c in result.clips)
     assert (scores.real_distance > threshold).all()
 
 
 @pytest.mark.parametrize("kind", ["uniform_noise", "gaussian_noise", "constant_128", "constant_255"])
-def test_noise_and_constant_clips_are_off_the_manifold(build: DataBuild, index: ReferenceIndex, kind: str) -> None:
+def test_noise_and_constant_clips_are_off_the_manifold(
+    build: DataBuild, index: ReferenceIndex, kind: str
+) -> None:
     rng = np.random.default_rng(1)
     shape = (6, *build.train.clips.shape[1:])
     if kind == "uniform_noise":
@@ -115,7 +121,9 @@ def test_noise_and_constant_clips_are_off_the_manifold(build: DataBuild, index: 
     assert all(not c.kept for c in result.clips) and result.clips[0].reason == "off_manifold"
 
 
-def test_held_out_clips_of_a_covered_patient_are_on_the_manifold(build: DataBuild, index: ReferenceIndex) -> None:
+def test_held_out_clips_of_a_covered_patient_are_on_the_manifold(
+    build: DataBuild, index: ReferenceIndex
+) -> None:
     us = [i for i, r in enumerate(build.test.records) if r.class_name == "US"]
     scores = index.score(build.test.clips[us], build.test.labels[us])
     assert (scores.manifold_share >= 0.5).all(), scores.manifold_share

@@ -1,0 +1,103 @@
+"""Time of the filter's reference checks (memorised, off_manifold) per 1,000 clips against a real data build.
+
+Clips are planted from the build (no model is sampled): a quarter noisy copies of training clips, a quarter
+held-out test clips with light noise, a quarter uniform noise, a quarter Gaussian noise, each labelled with
+its source's class (noise: cycling classes). Timed: preparing the reference (`ReferenceIndex`, once per job),
+scoring the clips 32 at a time (the worker's chunk) and `run_filter` with both checks vs Algorithm 1 alone.
+
+    OMP_NUM_THREADS=1 nice -n 19 .venv/bin/python benchmarks/bench_reference_checks.py --data /tmp/demo-data
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+
+from filter.core import FilterSettings, ReferenceSettings, run_filter
+from filter.neighbours import cross_patient_threshold
+from filter.reference import RealReference, ReferenceIndex, ReferenceScores
+from quality.sources import DataBuild, load_data_build
+
+CHUNK = 32
+
+
+def planted(build: DataBuild, n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    quarter = n // 4
+    train = rng.integers(0, len(build.train.clips), quarter)
+    test = rng.integers(0, len(build.test.clips), quarter)
+    shape = (n - 3 * quarter, *build.train.clips.shape[1:])
+
+    def jitter(clips: np.ndarray) -> np.ndarray:
+        return np.clip(clips + rng.normal(0, 3, clips.shape), 0, 255).astype(np.uint8)
+
+    clips = np.concatenate(
+        [
+            jitter(build.train.clips[train]),
+            jitter(build.test.clips[test]),
+            rng.integers(0, 256, (quarter, *shape[1:]), dtype=np.uint8),
+            np.clip(rng.normal(100, 40, shape), 0, 255).astype(np.uint8),
+        ]
+    )
+    noise_labels = np.arange(n - 2 * quarter) % len(build.class_names)
+    labels = np.concatenate([build.train.labels[train], build.test.labels[test], noise_labels])
+    return clips, labels
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, required=True, help="a data build (ctrlgenaug data demo)")
+    parser.add_argument("--clips", type=int, default=1000)
+    parser.add_argument("--size", type=int, default=64)
+    parser.add_argument("--frames", type=int, default=8)
+    args = parser.parse_args()
+    names = sorted(
+        {line.split('"class_name":"')[1].split('"')[0] for line in (args.data / "manifest.jsonl").open()}
+    )
+    build = load_data_build(args.data, names, args.frames, args.size, args.size)
+    threshold = cross_patient_threshold(
+        np.concatenate([build.train.clips, build.test.clips]), build.train.patients + build.test.patients, 0.0
+    )
+    checks = ReferenceSettings(memorised=True, memorised_threshold=threshold, off_manifold=True)
+    clips, labels = planted(build, args.clips, seed=0)
+
+    started = time.perf_counter()
+    reference = RealReference([r.clip_id for r in build.train.records], build.train.labels, build.train.clips)
+    index = ReferenceIndex(reference, checks)
+    prepared = time.perf_counter()
+    scores = ReferenceScores.concatenate(
+        [index.score(clips[i : i + CHUNK], labels[i : i + CHUNK]) for i in range(0, len(clips), CHUNK)]
+    )
+    scored = time.perf_counter()
+
+    n = len(clips)
+    group = np.arange(n) // 8
+    loss = np.zeros(n)
+    latents = clips.reshape(n, args.frames, -1)[:, :, :1024].astype(np.float32) / 255.0
+    t0 = time.perf_counter()
+    plain = run_filter(group, loss, latents, FilterSettings())
+    t1 = time.perf_counter()
+    checked = run_filter(group, loss, latents, FilterSettings(), checks, scores)
+    t2 = time.perf_counter()
+
+    print(
+        f"machine: {platform.processor() or platform.machine()}, {n} clips of "
+        f"{args.frames}x{args.size}x{args.size}"
+    )
+    print(f"real training clips: {len(build.train.clips)}; memorised threshold {threshold:.4f}")
+    print(f"prepare reference: {prepared - started:.2f} s; score {n} clips: {scored - prepared:.2f} s")
+    print(f"run_filter Algorithm 1: {t1 - t0:.2f} s; with both checks: {t2 - t1:.2f} s")
+    for stage, counts in checked.stage_counts().items():
+        print(
+            f"{stage}: {counts['in']} in, {counts['dropped']} dropped "
+            f"({counts['dropped'] / max(counts['in'], 1):.0%})"
+        )
+    print(f"kept: Algorithm 1 alone {int(plain.kept.sum())}, with checks {int(checked.kept.sum())}")
+
+
+if __name__ == "__main__":
+    main()
