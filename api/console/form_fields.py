@@ -9,7 +9,7 @@ from typing import Any, get_args
 from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
 
-from api.schemas import BankIn, FilterIn, JobIn, SamplerIn
+from api.schemas import BankIn, BanksFromIn, FilterIn, JobIn, SamplerIn
 
 
 @dataclass(frozen=True)
@@ -102,6 +102,12 @@ def submit_form_fields() -> dict[str, object]:
         ],
         "filter_scope": choice_field(FilterIn, "scope", "filter.scope", "Duplicate check scope"),
         "samples": number_field(BankIn, "samples", "banks.__i__.samples", "Clips to sample"),
+        "samples_per_bank": number_field(
+            BanksFromIn, "samples_per_bank", "banks_from.samples_per_bank", "Clips per bank"
+        ),
+        "max_banks": number_field(
+            BanksFromIn, "max_banks", "banks_from.max_banks", "At most this many banks"
+        ),
         "text_max_length": text_max_length(),
         "seconds_per_clip_step": H200_SECONDS_PER_CLIP_STEP,
     }

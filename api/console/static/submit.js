@@ -1,5 +1,5 @@
-// Submit a job: model, condition banks (uploads go to POST /v1/assets first), sampler, seed and filter
-// settings; the API's 422 errors are shown next to the fields their `loc` names.
+// Submit a job: model, condition banks (uploads go to POST /v1/assets first) or banks from a registered
+// dataset, sampler, seed and filter settings; the API's 422 errors are shown next to the fields their `loc` names.
 
 import { ApiError, apiJson, h, requireLogin } from "./console.js";
 import { clearErrors, fieldForPath, showApiErrors, showFieldError, showSummary } from "./forms.js";
@@ -11,9 +11,14 @@ const template = document.getElementById("bank-template");
 const summary = document.getElementById("error-summary");
 const statusLine = document.getElementById("submit-status");
 const submitButton = document.getElementById("submit-job");
+const banksFieldset = document.getElementById("banks");
+const banksFromFieldset = document.getElementById("banks-from");
+const datasetSelect = document.getElementById("banks_from-dataset");
+const classChecks = document.getElementById("banks_from-classes");
 const INDEXED = ["id", "for", "aria-describedby", "data-loc"];
 const uploaded = new WeakMap(); // File -> asset id (the API is content-addressed; this saves re-uploads)
 let models = [];
+let datasets = [];
 
 function randomHex(bytes) {
   return [...crypto.getRandomValues(new Uint8Array(bytes))].map((b) => b.toString(16).padStart(2, "0")).join("");
@@ -147,6 +152,38 @@ async function bankBodies(problems) {
   return banks;
 }
 
+function fromDataset() {
+  return form.querySelector('input[name="bank-source"]:checked').value === "banks_from";
+}
+
+function showBankSource() {
+  const chosen = fromDataset();
+  banksFieldset.hidden = banksFieldset.disabled = chosen;
+  banksFromFieldset.hidden = banksFromFieldset.disabled = !chosen;
+  updateEstimate();
+}
+
+function currentDataset() {
+  return datasets.find((dataset) => dataset.name === datasetSelect.value);
+}
+
+function showDatasetClasses() {
+  classChecks.replaceChildren(
+    ...(currentDataset()?.class_names ?? []).map((name) =>
+      h("label", {}, h("input", { type: "checkbox", value: name }), ` ${name}`),
+    ),
+  );
+}
+
+/** The `banks_from` body: a dataset, samples per bank, and max_banks, classes, balancing when given. */
+function banksFromBody(problems) {
+  const body = { dataset: datasetSelect.value, ...numbersOf(banksFromFieldset, "banks_from.", problems) };
+  const classes = [...classChecks.querySelectorAll("input:checked")].map((box) => box.value);
+  if (classes.length) body.classes = classes;
+  if (document.getElementById("banks_from-balance_to_majority").checked) body.balance_to_majority = true;
+  return body;
+}
+
 function report(problems) {
   showSummary(summary, showApiErrors(form, problems));
   statusLine.textContent = "";
@@ -160,7 +197,9 @@ async function submit(event) {
   statusLine.textContent = "Submitting…";
   try {
     const problems = [];
-    const body = { model: modelSelect.value, banks: await bankBodies(problems) };
+    const body = { model: modelSelect.value };
+    if (fromDataset()) body.banks_from = banksFromBody(problems);
+    else body.banks = await bankBodies(problems);
     const sampler = numbersOf(form, "sampler.", problems);
     sampler.name = document.getElementById("sampler-name").value;
     body.sampler = sampler;
@@ -184,14 +223,23 @@ async function submit(event) {
 
 function updateEstimate() {
   const estimate = document.getElementById("estimate");
-  const clips = [...bankList.querySelectorAll('[data-loc$=".samples"] input')].reduce(
+  const clips = fromDataset() ? datasetClips() : [...bankList.querySelectorAll('[data-loc$=".samples"] input')].reduce(
     (total, input) => total + (Number.parseInt(input.value, 10) || 0),
     0,
   );
   const steps = Number.parseInt(document.getElementById("sampler-steps").value, 10) || 0;
   const seconds = clips * steps * Number(estimate.dataset.secondsPerClipStep);
   const time = seconds < 90 ? `${Math.max(1, Math.round(seconds))} s` : `${Math.round(seconds / 60)} min`;
-  estimate.textContent = `Estimate: ${clips} clips × ${steps} steps ≈ ${time} of sampling on one H200 GPU (measured; a CPU is about a hundred times slower).`;
+  const upTo = fromDataset() ? "up to " : "";
+  estimate.textContent = `Estimate: ${upTo}${clips} clips × ${steps} steps ≈ ${upTo}${time} of sampling on one H200 GPU (measured; a CPU is about a hundred times slower).`;
+}
+
+/** At most one bank per training clip (fewer with max_banks), each with its samples; the 202 answer gives the plan. */
+function datasetClips() {
+  const number = (id) => Number.parseInt(document.getElementById(id).value, 10) || 0;
+  const trainingClips = currentDataset()?.training_clips ?? 0;
+  const maxBanks = number("banks_from-max_banks");
+  return (maxBanks ? Math.min(maxBanks, trainingClips) : trainingClips) * number("banks_from-samples_per_bank");
 }
 
 async function loadModels() {
@@ -208,15 +256,32 @@ async function loadModels() {
   for (const row of bankList.children) fitBankToModel(row);
 }
 
+async function loadDatasets() {
+  datasets = await apiJson("/v1/datasets");
+  datasetSelect.replaceChildren(
+    ...datasets.map((dataset) =>
+      h("option", { value: dataset.name }, `${dataset.name} (${dataset.training_clips} training clips; ${dataset.class_names.join(", ")})`),
+    ),
+  );
+  if (!datasets.length) {
+    showFieldError(fieldForPath(form, "banks_from.dataset"), "No dataset is registered in this project: register one with POST /v1/datasets.");
+  }
+  showDatasetClasses();
+  updateEstimate();
+}
+
 if (requireLogin()) {
   document.getElementById("add-bank").addEventListener("click", () => addBank().querySelector("select").focus());
   modelSelect.addEventListener("change", () => {
     for (const row of bankList.children) fitBankToModel(row);
   });
+  for (const radio of form.querySelectorAll('input[name="bank-source"]')) radio.addEventListener("change", showBankSource);
+  datasetSelect.addEventListener("change", showDatasetClasses);
   form.addEventListener("submit", submit);
   form.addEventListener("input", updateEstimate);
   document.getElementById("add-bank").addEventListener("click", updateEstimate);
   addBank();
   updateEstimate();
   loadModels().catch((error) => report([{ loc: [], msg: `Could not list the models: ${error.message}` }]));
+  loadDatasets().catch((error) => report([{ loc: [], msg: `Could not list the datasets: ${error.message}` }]));
 }
