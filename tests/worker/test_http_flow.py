@@ -56,6 +56,10 @@ def test_submit_run_download_verify_and_provenance(
         "clips_done": 6,
         "denoise_step": 4,
         "denoise_steps": 4,
+        "phase": None,
+        "batch": 0,
+        "batches": 0,
+        "eta_seconds": None,
     }
     assert job["results"]["clips_kept"] + sum(job["results"]["dropped_counts"].values()) == 6
     assert job["deliveries"] == 1 and set(job["timings"]) == {"generate", "filter", "quality", "export"}
