@@ -84,14 +84,17 @@ class TrainingClips:
     clips: np.ndarray  # uint8 (N, F, H, W) at the model's frames and size
     labels: np.ndarray
     patients: list[str]
+    skipped: list[str]  # clip ids with fewer frames than the model samples
 
 
 def load_training_clips(
     store: ObjectStore, session: Session, dataset: Dataset, model: ModelRecord
 ) -> TrainingClips:
     """The dataset's training clips (the reference-clip assets hold each clip file's bytes), checked against
-    the manifest's SHA-256 and fitted to the model's frame count and size."""
-    clips, labels, patients = [], [], []
+    the manifest's SHA-256 and fitted to the model's frame count and size; clips shorter than the model's
+    frame count are skipped."""
+    shape = (model.num_frames, model.height, model.width)
+    clips, labels, patients, skipped = [np.zeros((0, *shape), np.uint8)], [], [], []
     for member in dataset.clips:
         asset = session.get_one(Asset, member.motion_asset_id)
         data = store.get(asset.object_key)
@@ -101,10 +104,13 @@ def load_training_clips(
             )
         with np.load(io.BytesIO(data), allow_pickle=False) as npz:
             frames = npz["frames"]
-        clips.append(fit_clip(frames, model.num_frames, model.height, model.width))
+        if frames.shape[0] < model.num_frames:
+            skipped.append(member.clip_id)
+            continue
+        clips.append(fit_clip(frames, *shape)[None])
         labels.append(member.class_index)
         patients.append(member.patient_id or f"clip:{member.clip_id}")
-    return TrainingClips(np.stack(clips), np.asarray(labels, dtype=np.int64), patients)
+    return TrainingClips(np.concatenate(clips), np.asarray(labels, dtype=np.int64), patients, skipped)
 
 
 def _mean(values: np.ndarray, rows: np.ndarray) -> float | None:
@@ -181,7 +187,11 @@ def measure_job_quality(session: Session, store: ObjectStore, job: Job, clips: l
     model: ModelRecord = job.model
     real = load_training_clips(store, session, dataset, model)
     if len(set(real.patients)) < 2:
-        return {"figures": None, "reason": f"dataset {dataset.name!r} has training clips of a single patient"}
+        return {
+            "figures": None,
+            "reason": f"dataset {dataset.name!r} has training clips of {model.num_frames} frames or more of "
+            "fewer than two patients",
+        }
     settings = QualitySettings()
     threshold = cross_patient_threshold(real.clips, real.patients, settings.memorisation_quantile)
     generated = np.stack([load_clip_frames(store, clip) for clip in clips])
@@ -194,6 +204,7 @@ def measure_job_quality(session: Session, store: ObjectStore, job: Job, clips: l
             "dataset_id": str(dataset.id),
             "manifest_sha256": dataset.manifest_sha256,
             "training_clips": len(real.labels),
+            "skipped_short_clips": real.skipped,
         },
         "definitions": _definitions(settings),
         "memorisation_threshold": threshold,

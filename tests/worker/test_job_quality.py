@@ -81,6 +81,7 @@ def test_a_banks_from_job_carries_quality_and_serves_strips_of_frames_prior_and_
     quality = results["quality"]
     assert quality["data"]["manifest_sha256"] == manifest_sha256
     assert quality["data"]["dataset"] == "build" and quality["data"]["training_clips"] == 2 * NUM_CLASSES
+    assert quality["data"]["skipped_short_clips"] == []
     assert set(quality["definitions"]) >= {"feature_space", "memorisation_distance", "coherence"}
 
     with context.sessions() as session:
