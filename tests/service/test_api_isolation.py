@@ -1,4 +1,5 @@
-"""Project isolation: another project's key gets 404 for every job, clip, asset and database; no key → 401."""
+"""Project isolation: another project's key gets 404 for every job, clip (and its frame strips), asset and
+database; no key → 401."""
 
 from __future__ import annotations
 
@@ -49,6 +50,8 @@ def urls(ids: dict[str, str]) -> list[tuple[str, str]]:
         ("GET", f"/v1/jobs/{ids['job']}/database"),
         ("GET", f"/v1/jobs/{ids['job']}/database?presigned=1"),
         ("GET", f"/v1/clips/{ids['clip']}"),
+        ("GET", f"/v1/clips/{ids['clip']}/strips/frames"),
+        ("GET", f"/v1/clips/{ids['clip']}/strips/image_prior"),
         ("GET", f"/v1/assets/{ids['asset']}"),
     ]
 
