@@ -43,7 +43,7 @@ def plot_loss_curves(runs: dict[str, Path], path: Path) -> Path:
 
 
 def real_vs_generated(
-    model_dir: Path, data_dir: Path, path: Path, clips: int = 3, steps: int = 50, seed: int = 0
+    model_dir: Path, data_dir: Path, path: Path, clips: int = 3, steps: int = 25, seed: int = 0
 ) -> Path:
     """Rows: a real training clip, then the clip generated from its condition bank (class, text, first frame,
     motion field), for `clips` clips of different classes."""
@@ -78,7 +78,7 @@ def real_vs_generated(
             )
         )
     generated = pipeline.sample(
-        banks, seeds=[seed + i for i in range(len(banks))], sampler=SamplerSettings(name="ddim", steps=steps)
+        banks, seeds=[seed + i for i in range(len(banks))], sampler=SamplerSettings(name="dpmsolver++", steps=steps)
     )
     fig, axes = plt.subplots(2 * len(picked), frames, figsize=(frames * 0.9, 2 * len(picked) * 0.95))
     for row, (record, clip) in enumerate(zip(picked, real, strict=True)):

@@ -109,6 +109,12 @@ def build_ema(config: Any, trainable: Sequence[nn.Parameter]) -> Any:
     return EMAModel(trainable, decay=config.decay, use_ema_warmup=config.warmup, power=config.power)
 
 
+def last_logged_loss(path: Path) -> float:
+    """The last loss of a run's log (a resumed run that has no step left to train reports it)."""
+    lines = path.read_text().splitlines() if path.is_file() else []
+    return float(json.loads(lines[-1])["loss"]) if lines else math.nan
+
+
 def _truncate_loss_log(path: Path, step: int) -> None:
     if not path.is_file():
         return
@@ -184,6 +190,7 @@ def train(
 
     step = progress_state.step
     epoch, done_in_epoch = divmod(step, updates_per_epoch)
+    last_loss = last_logged_loss(loss_log) if resume else math.nan
     bar = tqdm(
         total=total_steps,
         initial=step,
@@ -191,7 +198,6 @@ def train(
         unit="step",
         disable=not (show_progress and accelerator.is_local_main_process),
     )
-    last_loss = math.nan
     model.train()
     while step < total_steps:
         batches = loader

@@ -1,0 +1,82 @@
+"""The shipped demo model measured on the demo data build, sampled the way the paper does (banks from training
+clips, DPM-Solver++ 25): a regression in training or sampling cannot land silently.
+
+Two kinds of floor: the level demo model 0.3.0 reached (with a margin for the few clips sampled here), which
+must hold; and issue 15's targets, which 0.3.0 does not reach yet — those are strict xfails, so the day a
+retrained model meets one, its test fails until the xfail is removed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from ingest.build import BuildSettings
+from ingest.demo import build_demo
+from quality.evaluate import QualityReport, QualitySettings, evaluate_synthesis
+
+REPO = Path(__file__).resolve().parents[2]
+SOURCES = REPO / ".cache" / "demo-sources"
+MODEL = REPO / "models" / "demo"
+CLASSES = ("CT", "MR", "US")
+
+pytestmark = pytest.mark.skipif(
+    not (SOURCES / "stamps" / "invesalius-examples").exists(),
+    reason="Debian demo sources not fetched (make demo-sources)",
+)
+
+# Issue 15's targets (coherence relative to the real clips of the class).
+TARGET_COHERENCE_RATIO = 0.85
+TARGET_PRECISION = 0.5
+TARGET_ACCURACY = 0.9
+TARGET_VAE_PSNR_DB = 30.0
+NOT_YET = "demo model 0.3.0 does not reach issue 15's target yet (docs/training.md, figures)"
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory: pytest.TempPathFactory) -> QualityReport:
+    data = tmp_path_factory.mktemp("demo") / "data"
+    build_demo(data, SOURCES, BuildSettings(size=64, frames=8))
+    settings = QualitySettings(
+        banks_per_class=2, clips_per_bank=1, guidance_scale=7.5, classifier_epochs=15, seed=0
+    )
+    return evaluate_synthesis(MODEL, data, settings)
+
+
+def test_the_vae_reconstructs_held_out_clips(report: QualityReport) -> None:
+    assert report.overall["vae_psnr_db"] >= 27.0 and report.overall["vae_ssim"] >= 0.8, report.overall
+    for name in CLASSES:
+        assert report.per_class[name]["vae_psnr_db"] >= 24.0, (name, report.per_class[name])
+
+
+def test_generated_clips_hold_together_in_time(report: QualityReport) -> None:
+    assert report.overall["coherence_ratio"] >= 0.6, report.overall  # 0.2.0: 0.35
+
+
+def test_generated_frames_come_near_the_real_ones(report: QualityReport) -> None:
+    assert report.overall["coverage"] > 0 or report.overall["precision"] > 0, report.overall  # 0.2.0: 0 and 0
+
+
+@pytest.mark.xfail(strict=True, reason=NOT_YET)
+def test_target_vae_psnr(report: QualityReport) -> None:
+    assert all(report.per_class[name]["vae_psnr_db"] >= TARGET_VAE_PSNR_DB for name in CLASSES)
+
+
+@pytest.mark.xfail(strict=True, reason=NOT_YET)
+def test_target_coherence_per_class(report: QualityReport) -> None:
+    assert all(report.per_class[name]["coherence_ratio"] >= TARGET_COHERENCE_RATIO for name in CLASSES)
+
+
+@pytest.mark.xfail(strict=True, reason=NOT_YET)
+def test_target_precision_per_class(report: QualityReport) -> None:
+    assert all(report.per_class[name]["precision"] >= TARGET_PRECISION for name in CLASSES)
+
+
+@pytest.mark.xfail(strict=True, reason=NOT_YET)
+def test_target_real_data_classifier_accuracy(report: QualityReport) -> None:
+    assert report.overall["accuracy"] >= TARGET_ACCURACY
+
+
+@pytest.mark.xfail(strict=True, reason=NOT_YET)
+def test_target_motion_condition_buys_motion_fidelity(report: QualityReport) -> None:
+    assert report.overall["motion_epe"] < 0.9 * report.overall["motion_epe_without_motion"]
