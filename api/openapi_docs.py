@@ -44,7 +44,7 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         "One model by id, name (latest version) or name:version, with its quality card: VAE fidelity, "
         "coherence, precision/recall, real-classifier accuracy, prior and motion fidelity, memorisation "
         "per class and overall (`ctrlgenaug evaluate synthesis --write-card`).",
-        "curl $API/v1/models/demo:0.2.0",
+        "curl $API/v1/models/demo:0.3.0",
     ),
     ("GET", "/metrics"): Operation("Prometheus metrics of the API and the job queue.", "curl $API/metrics"),
     ("POST", "/v1/assets"): Operation(
