@@ -61,7 +61,7 @@ def test_job_runs_through_the_celery_task_to_a_verified_database(
         assert (job.denoise_step, job.denoise_steps) == (3, 3)
         assert [b.status for b in job.banks] == [BankStatus.done, BankStatus.done]
         assert [b.clips_done for b in job.banks] == [3, 3]
-        assert set(job.timings) == {"generate", "filter", "export"}
+        assert set(job.timings) == {"generate", "filter", "quality", "export"}
         assert job.started_at is not None and job.finished_at is not None
         kinds = list(session.scalars(select(AuditEvent.kind).order_by(AuditEvent.seq)))
         assert verify_chain(session, job.project_id).ok
