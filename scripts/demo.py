@@ -161,8 +161,22 @@ def run(
     samples: int,
     steps: int,
 ) -> int:
-    service = EmbeddedService(data_dir, model_dir, ready_timeout_s=READY_TIMEOUT_S)
-    print(f"==> starting `ctrlgenaug up --port {service.port}` (data in {data_dir})", flush=True)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    log_path = out_dir / "service.log"
+    with log_path.open("wb") as log:
+        service = EmbeddedService(
+            data_dir, model_dir, ready_timeout_s=READY_TIMEOUT_S, stdout=log, stderr=subprocess.STDOUT
+        )
+        print(
+            f"==> starting `ctrlgenaug up --port {service.port}` (data in {data_dir}, its log in {log_path})",
+            flush=True,
+        )
+        return submit_follow_download(service, manifest, out_dir, banks_per_class, samples, steps)
+
+
+def submit_follow_download(
+    service: EmbeddedService, manifest: Path, out_dir: Path, banks_per_class: int, samples: int, steps: int
+) -> int:
     url = service.url
     with service, httpx.Client(base_url=url, timeout=60) as client:
         key = service.create_key(DEMO_PROJECT)
@@ -185,7 +199,6 @@ def run(
             print(f"error: {job['error']}", file=sys.stderr)
             return 1
         print(quality_table(job["results"]), flush=True)
-        out_dir.mkdir(parents=True, exist_ok=True)
         database = out_dir / f"ctrlgenaug-demo-{job['id']}.zip"
         with client.stream("GET", f"/v1/jobs/{job['id']}/database") as response:
             response.raise_for_status()
