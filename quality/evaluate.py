@@ -202,6 +202,15 @@ def _classifier(build: DataBuild, settings: QualitySettings, progress: Progress)
     )
 
 
+def _classifier_features(classifier: RealClassifier, label: str) -> FeatureExtractor:
+    return FeatureExtractor(
+        label=f"{label}; not the Kinetics I3D of published FVD",
+        model=classifier.model,
+        normalization=classifier.normalization,
+        size=classifier.size,
+    )
+
+
 def _fvd(
     settings: QualitySettings, classifier: RealClassifier, real: np.ndarray, generated: np.ndarray
 ) -> tuple[float | None, str]:
@@ -209,20 +218,10 @@ def _fvd(
     if choice is None:
         return None, "not computed: no feature extractor given"
     if choice == REAL_CLASSIFIER:
-        extractor = FeatureExtractor(
-            label=f"penultimate features of the {classifier.label}; not the Kinetics I3D of published FVD",
-            model=classifier.model,
-            normalization=classifier.normalization,
-            size=classifier.size,
-        )
+        extractor = _classifier_features(classifier, f"penultimate features of the {classifier.label}")
     elif Path(choice).is_dir():
         loaded = load_real_classifier(Path(choice), settings.device)
-        extractor = FeatureExtractor(
-            label=f"{loaded.label}; not the Kinetics I3D of published FVD",
-            model=loaded.model,
-            normalization=loaded.normalization,
-            size=loaded.size,
-        )
+        extractor = _classifier_features(loaded, loaded.label)
     elif Path(choice).is_file():
         extractor = FeatureExtractor(label=f"I3D TorchScript {Path(choice).name}", i3d_path=Path(choice))
     else:
