@@ -164,7 +164,7 @@ def main() -> None:
     banks = synthetic_banks(pipeline, banks_count, seed=0)
     rows = []
     for name, steps in QUICK_SAMPLERS if args.quick else SAMPLERS:
-        sampler = SamplerSettings(name, steps=steps, guidance_scale=args.guidance_scale)
+        sampler = SamplerSettings(name=name, steps=steps, guidance_scale=args.guidance_scale)
         rows.append(evaluate(pipeline, classifier, classifier_input, banks, per_bank, sampler))
         print(f"[bench_quality] {name} {steps}: yield {rows[-1]['yield']:.2f}", flush=True)
     baseline = rows[0]["latents"]

@@ -227,7 +227,7 @@ def profile_steps(
 
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
-    sampler = SamplerSettings("ddim", steps=plan.timed_steps)
+    sampler = SamplerSettings(name="ddim", steps=plan.timed_steps)
     synchronize(device)
     start = time.perf_counter()
     pipeline.sample([bank] * batch, list(range(batch)), sampler, progress=stamp, autocast=autocast)
@@ -387,7 +387,7 @@ def run(
         if not budget.allows(estimate):
             skipped.append(f"timed {precision} {sampler} {steps} (time budget)")
             continue
-        seconds = timed_run(pipeline, bank, auto_batch, precision, SamplerSettings(sampler, steps=steps))
+        seconds = timed_run(pipeline, bank, auto_batch, precision, SamplerSettings(name=sampler, steps=steps))
         rows.append(row("timed", sampler, steps, precision, auto_batch, seconds, flops, gpu))
         log(f"timed {precision} {sampler} {steps} x{auto_batch}: {seconds / auto_batch:.3f} s/sequence")
 

@@ -171,7 +171,7 @@ def clip_writer_seconds(model_dir: Path, scratch: Path, frames: int, size: int, 
 
 
 def replace_steps(sampler: SamplerSettings, steps: int) -> SamplerSettings:
-    return SamplerSettings(sampler.name, steps=steps, guidance_scale=sampler.guidance_scale)
+    return SamplerSettings(name=sampler.name, steps=steps, guidance_scale=sampler.guidance_scale)
 
 
 async def latency(url: str, key: str, model: str, clients: int, submits: int, polls: int) -> dict[str, Any]:
@@ -252,7 +252,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-service-") as scratch:
         root = Path(scratch)
         model_dir = args.model or build_tiny_model_dir(root / "model")
-        settings = SamplerSettings(args.sampler, steps=args.steps)
+        settings = SamplerSettings(name=args.sampler, steps=args.steps)
         classes = len(CtrlGenAugPipeline.from_pretrained(model_dir).info.class_names)
         bare_runs = [
             bare_sampling_in_fresh_process(
@@ -336,7 +336,7 @@ def main() -> None:
 if __name__ == "__main__":
     if sys.argv[1:2] == ["--bare"]:
         model, device, banks, samples, name, steps, batch = sys.argv[2:9]
-        bare_settings = SamplerSettings(name, steps=int(steps))
+        bare_settings = SamplerSettings(name=name, steps=int(steps))
         print(bare_sampling_seconds(Path(model), device, int(banks), int(samples), bare_settings, int(batch)))
     else:
         main()

@@ -8,10 +8,9 @@ from dataclasses import dataclass, fields, replace
 import numpy as np
 import torch
 
+from contracts.conditions import CONDITION_NAMES
 from generator.pathways import sample_pathways, straight_pathways
 
-# Condition names as the model card, the store and the API spell them.
-CONDITION_NAMES: tuple[str, ...] = ("class_label", "text", "image_prior", "motion_field")
 BANK_FIELDS: dict[str, str] = {
     "class_label": "class_index",
     "text": "text",

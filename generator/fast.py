@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any, Literal, get_args
 
 import diffusers
@@ -132,7 +132,7 @@ def measure_clip_memory(
     device = pipeline.device
     if device.type != "cuda":
         raise ValueError(f"measuring clip memory needs a CUDA pipeline, got device {device}")
-    one_step = replace(sampler, steps=1)
+    one_step = sampler.model_copy(update={"steps": 1})
     peaks = []
     for clips in (1, 2):
         torch.cuda.synchronize(device)

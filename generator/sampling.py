@@ -3,21 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import torch
 from diffusers import DDIMScheduler, DPMSolverMultistepScheduler, UniPCMultistepScheduler
 from diffusers.schedulers.scheduling_utils import SchedulerMixin
 
-from generator.conditions import CONDITION_NAMES, ConditionInputs
+from contracts.sampler import SamplerSpec as SamplerSettings
+from generator.conditions import ConditionInputs
 from generator.pathways import stack_pathways
 from generator.sequence_unet import SequenceConditions, SequenceUNet
-
-SAMPLER_NAMES = ("ddim", "dpmsolver++", "unipc")
-# steps_offset 1 (Table 1) shifts DDIM's leading timesteps by one: 1000 steps would reach t = 1000.
-MAX_STEPS = 999
-MAX_GUIDANCE_SCALE = 50.0
 
 # Table 1 / authors' code: T = 1000, scaled-linear betas 0.00085 -> 0.012, epsilon prediction.
 NOISE_SCHEDULE: dict[str, Any] = {
@@ -34,59 +29,6 @@ NOISE_SCHEDULE: dict[str, Any] = {
 
 class SamplingCancelled(RuntimeError):
     """Raised between denoising steps when the caller's `should_cancel()` turns true."""
-
-
-@dataclass(frozen=True)
-class SamplerSettings:
-    """How one job samples: solver, number of steps, guidance scale, DDIM eta and the guided conditions.
-
-    `guided_conditions` names the conditions that classifier-free guidance pushes towards (they are nulled in
-    the unconditional branch); `None` guides every condition the bank gives.
-    """
-
-    name: str = "ddim"
-    steps: int = 200
-    guidance_scale: float = 7.5
-    eta: float = 0.0
-    guided_conditions: tuple[str, ...] | None = field(default=None)
-
-    def __post_init__(self) -> None:
-        if self.name not in SAMPLER_NAMES:
-            raise ValueError(f"sampler name must be one of {SAMPLER_NAMES}, got {self.name!r}")
-        if (
-            isinstance(self.steps, bool)
-            or not isinstance(self.steps, int)
-            or not 1 <= self.steps <= MAX_STEPS
-        ):
-            raise ValueError(f"sampler steps must be an integer in [1, {MAX_STEPS}], got {self.steps!r}")
-        if not 0.0 <= float(self.guidance_scale) <= MAX_GUIDANCE_SCALE:
-            raise ValueError(
-                f"sampler guidance_scale must be in [0, {MAX_GUIDANCE_SCALE}], got {self.guidance_scale!r}"
-            )
-        if not 0.0 <= float(self.eta) <= 1.0:
-            raise ValueError(f"sampler eta must be in [0, 1], got {self.eta!r}")
-        if self.eta != 0.0 and self.name != "ddim":
-            raise ValueError(f"sampler eta applies to ddim only; {self.name!r} needs eta 0, got {self.eta!r}")
-        if self.guided_conditions is not None:
-            unknown = sorted(set(self.guided_conditions) - set(CONDITION_NAMES))
-            if unknown:
-                raise ValueError(
-                    f"sampler guided_conditions has unknown names {unknown}; known: {CONDITION_NAMES}"
-                )
-            object.__setattr__(self, "guided_conditions", tuple(self.guided_conditions))
-
-    @property
-    def guided(self) -> tuple[str, ...]:
-        return CONDITION_NAMES if self.guided_conditions is None else self.guided_conditions
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "steps": self.steps,
-            "guidance_scale": float(self.guidance_scale),
-            "eta": float(self.eta),
-            "guided_conditions": list(self.guided),
-        }
 
 
 def build_scheduler(settings: SamplerSettings, schedule: Mapping[str, Any] | None = None) -> SchedulerMixin:

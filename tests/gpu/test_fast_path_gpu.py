@@ -214,8 +214,8 @@ def _copies(pipeline: CtrlGenAugPipeline, sampler: SamplerSettings) -> tuple[int
 
 @pytest.mark.parametrize("solver", ["ddim", "dpmsolver++"])
 def test_denoising_steps_copy_nothing_between_host_and_device(tiny, solver) -> None:
-    short_h2d, short_d2h = _copies(tiny, SamplerSettings(solver, steps=3))
-    long_h2d, long_d2h = _copies(tiny, SamplerSettings(solver, steps=8))
+    short_h2d, short_d2h = _copies(tiny, SamplerSettings(name=solver, steps=3))
+    long_h2d, long_d2h = _copies(tiny, SamplerSettings(name=solver, steps=8))
     assert short_h2d > 0, "the profiler saw no host-to-device copy at all (noise and conditions go up once)"
     assert long_h2d == short_h2d, f"{long_h2d - short_h2d} host-to-device copies in 5 more steps"
     # conditions are validated once per batch (prepare_conditions), so a step reads nothing back
