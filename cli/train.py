@@ -134,6 +134,28 @@ def assemble(
     typer.echo(f"model {name} {version} written to {model_dir}; checksum {checksum}")
 
 
+@train_app.command("replace-decoder")
+def replace_decoder(
+    model: Path = typer.Option(..., "--model", exists=True, file_okay=False, help="assembled MODEL_DIR"),
+    vae: Path = typer.Option(
+        ..., "--vae", exists=True, file_okay=False, help="`train vae` output_dir of a `trainable: decoder` run"
+    ),
+    version: str = typer.Option(..., "--version", help="the new model version"),
+) -> None:
+    """Swap in a decoder-only fine-tune of the model's own VAE (same latent space) as a new version."""
+    from training.assemble import AssembleError
+    from training.assemble import replace_decoder as replace
+
+    try:
+        model_dir, checksum = replace(model, vae, version)
+    except AssembleError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+    typer.echo(
+        f"model {model_dir} is now version {version}; checksum {checksum}; "
+        "its quality card is gone: run `ctrlgenaug evaluate synthesis` on it"
+    )
+
+
 @train_app.command("report")
 def report(
     runs: Path = typer.Option(

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
+from dataclasses import replace
 from typing import Any
 
 from training.checkpoint import CONFIG_FILE, FINAL_DIR, METADATA_FILE, read_metadata
@@ -43,6 +46,46 @@ def _check_same_component(given: Path, trained_with: Path, option: str) -> None:
         raise AssembleError(
             f"{option}: {given} is not the component the image stage trained with ({trained_with})"
         )
+
+
+def latent_space_digest(vae_folder: Path) -> str:
+    """sha256 of what defines a VAE's latent space: the encoder side's weights and the scaling factor.
+
+    Stages 1 and 2 only ever encode, so a decoder-only fine-tune (`trainable: decoder`) keeps this digest.
+    """
+    from safetensors import safe_open
+
+    digest = hashlib.sha256()
+    with safe_open(str(vae_folder / "diffusion_pytorch_model.safetensors"), framework="pt") as weights:
+        for key in sorted(k for k in weights.keys() if k.startswith(("encoder.", "quant_conv."))):
+            digest.update(key.encode())
+            digest.update(weights.get_tensor(key).numpy().tobytes())
+    digest.update(repr(json.loads((vae_folder / CONFIG_FILE).read_text())["scaling_factor"]).encode())
+    return digest.hexdigest()
+
+
+def _check_same_latent_space(given: Path, trained_with: Path, option: str) -> None:
+    if latent_space_digest(given) != latent_space_digest(trained_with):
+        raise AssembleError(
+            f"{option}: {given} encodes to another latent space (encoder weights or scaling factor) than the "
+            f"VAE the diffusion stages trained on ({trained_with}); only a decoder-only fine-tune may replace it"
+        )
+
+
+def write_then_swap(out: Path, write: Callable[[Path], None]) -> None:
+    """Write a model folder beside `out`, then rename it into place: a failed write leaves `out` untouched."""
+    staging = out.with_name(f".{out.name}.staging-{os.getpid()}")
+    retired = out.with_name(f".{out.name}.retired-{os.getpid()}")
+    shutil.rmtree(staging, ignore_errors=True)
+    try:
+        write(staging)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    if out.exists():
+        out.rename(retired)
+    staging.rename(out)
+    shutil.rmtree(retired, ignore_errors=True)
 
 
 def check_latent_scale(vae: Any, vae_config: Any) -> float:
@@ -112,7 +155,7 @@ def assemble_model(
     try:
         vae_dir = trained_component(vae_run, VAE_COMPONENT, "--vae")
         text_dir = trained_component(text_run, TEXT_COMPONENT, "--text")
-        _check_same_component(
+        _check_same_latent_space(
             vae_dir, trained_component(image_config.vae_dir, VAE_COMPONENT, "vae_dir"), "--vae"
         )
         _check_same_component(
@@ -178,12 +221,8 @@ def assemble_model(
             "prediction_type": noise.prediction_type,
         },
     )
-    if out.exists():
-        if not overwrite:
-            raise AssembleError(f"--out: {out} exists (pass --overwrite to replace it)")
-        shutil.rmtree(out)
-    pipeline.save_pretrained(out)
-    shutil.copytree(classifier_run / FINAL_DIR / CLASSIFIER_DIR, out / CLASSIFIER_DIR)
+    if out.exists() and not overwrite:
+        raise AssembleError(f"--out: {out} exists (pass --overwrite to replace it)")
     provenance = {
         stage: json.loads((run / FINAL_DIR / METADATA_FILE).read_text())
         for stage, run in (
@@ -196,6 +235,46 @@ def assemble_model(
     }
     provenance["classifier"]["architecture"] = classifier_config.architecture
     provenance["vae"]["scaled_latent_std"] = latent_std
-    (out / PROVENANCE_FILE).write_text(json.dumps(provenance, indent=2, sort_keys=True) + "\n")
-    loaded = CtrlGenAugPipeline.from_pretrained(out)
-    return out, loaded.checksum()
+
+    return _write_model(out, pipeline, classifier_run / FINAL_DIR / CLASSIFIER_DIR, provenance)
+
+
+def replace_decoder(model_dir: Path, vae_run: Path, version: str) -> tuple[Path, str]:
+    """Give an assembled model the decoder of a `trainable: decoder` run of its own VAE, as a new version.
+
+    The quality card is removed: it described the old decoder's clips (`ctrlgenaug evaluate synthesis`).
+    """
+    from diffusers import AutoencoderKL
+
+    from generator.pipeline import CtrlGenAugPipeline
+    from training.conditioning import VAE_COMPONENT, trained_component
+
+    vae_config = _final_config(vae_run, "vae", "--vae")
+    if vae_config.trainable != "decoder":
+        raise AssembleError(f"--vae: {vae_run} trained {vae_config.trainable!r}, not a decoder-only fine-tune")
+    try:
+        vae_dir = trained_component(vae_run, VAE_COMPONENT, "--vae")
+    except ConfigError as exc:
+        raise AssembleError(str(exc)) from exc
+    _check_same_latent_space(vae_dir, model_dir / VAE_COMPONENT, "--vae")
+    pipeline = CtrlGenAugPipeline.from_pretrained(model_dir)
+    pipeline.vae = AutoencoderKL.from_pretrained(vae_dir).eval()
+    pipeline.info = replace(pipeline.info, version=version)
+    provenance = json.loads((model_dir / PROVENANCE_FILE).read_text())
+    provenance["vae_decoder"] = json.loads((vae_run / FINAL_DIR / METADATA_FILE).read_text())
+
+    return _write_model(model_dir, pipeline, model_dir / CLASSIFIER_DIR, provenance)
+
+
+def _write_model(out: Path, pipeline: Any, classifier: Path, provenance: dict[str, Any]) -> tuple[Path, str]:
+    """The pipeline, the filter's classifier and the provenance into `out`, swapped in once they load."""
+    from generator.pipeline import CtrlGenAugPipeline
+
+    def write(folder: Path) -> None:
+        pipeline.save_pretrained(folder)
+        shutil.copytree(classifier, folder / CLASSIFIER_DIR)
+        (folder / PROVENANCE_FILE).write_text(json.dumps(provenance, indent=2, sort_keys=True) + "\n")
+        CtrlGenAugPipeline.from_pretrained(folder)
+
+    write_then_swap(out, write)
+    return out, CtrlGenAugPipeline.from_pretrained(out).checksum()

@@ -101,7 +101,16 @@ class RunConfig(StrictModel):
 class VAEStageConfig(RunConfig):
     stage: Literal["vae"] = "vae"
     vae: dict[str, Any] = Field(default_factory=dict, description="generator.vae.VAEConfig fields")
-    init_from: Path | None = Field(None, description="local Stable Diffusion VAE folder to start from")
+    init_from: Path | None = Field(
+        None,
+        description="local VAE folder to start from: a Stable Diffusion VAE (RGB, converted to 1 channel) "
+        "or a 1-channel VAE this project trained (loaded as is)",
+    )
+    trainable: Literal["all", "decoder"] = Field(
+        "all",
+        description="decoder: freeze the encoder so the latent space, its scaling factor and every diffusion "
+        "model trained on it stay valid (Stable Diffusion's ft-MSE decoder fine-tuning); needs init_from",
+    )
     kl_weight: float = Field(1e-6, ge=0)
     perceptual_weights_path: Path | None = Field(
         None, description="local LPIPS state dict (backbone + linear heads); no perceptual loss when unset"

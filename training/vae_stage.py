@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -103,17 +104,33 @@ class VAEObjective(nn.Module):
         return {"loss": loss, **outputs}
 
 
+def is_grayscale_vae(folder: Path) -> bool:
+    """True for a 1-channel diffusers VAE folder (this project's), False for an RGB Stable Diffusion one."""
+    config_file = folder / "config.json"
+    return config_file.is_file() and json.loads(config_file.read_text()).get("in_channels") == 1
+
+
 def build_vae_for_stage(config: VAEStageConfig) -> Any:
     from generator.vae import VAEConfig, build_vae
 
-    vae_config = build_section(VAEConfig, config.vae, "vae")
     if config.init_from is None:
-        return build_vae(vae_config)
-    from generator.sd_loading import load_sd_vae
-
+        if config.trainable == "decoder":
+            raise ConfigError("trainable: 'decoder' fine-tunes a trained VAE; set init_from to its folder")
+        return build_vae(build_section(VAEConfig, config.vae, "vae"))
     if not config.init_from.exists():
         raise ConfigError(f"init_from: {config.init_from} does not exist")
-    return load_sd_vae(config.init_from, vae_config)
+    if is_grayscale_vae(config.init_from):
+        from diffusers import AutoencoderKL
+
+        vae = AutoencoderKL.from_pretrained(config.init_from, local_files_only=True)
+    else:
+        from generator.sd_loading import load_sd_vae
+
+        vae = load_sd_vae(config.init_from, build_section(VAEConfig, config.vae, "vae"))
+    if config.trainable == "decoder":
+        for part in (vae.encoder, vae.quant_conv):
+            part.requires_grad_(False)
+    return vae
 
 
 def training_frames(dataset: FrameDataset) -> torch.Tensor:
@@ -144,7 +161,8 @@ def build_vae_stage(config: VAEStageConfig) -> StageRun:
     objective = VAEObjective(vae, config.kl_weight, perceptual, config.perceptual_weight, config.augment)
 
     def export(model: nn.Module, directory: Path) -> None:
-        model.vae.register_to_config(scaling_factor=data_scaling_factor(model.vae, dataset, config.seed))
+        if config.trainable == "all":  # a frozen encoder keeps the factor it was calibrated with
+            model.vae.register_to_config(scaling_factor=data_scaling_factor(model.vae, dataset, config.seed))
         model.vae.save_pretrained(directory / VAE_COMPONENT, safe_serialization=True)
 
     return StageRun(
@@ -153,5 +171,10 @@ def build_vae_stage(config: VAEStageConfig) -> StageRun:
         export=export,
         manifest_checksum=clip_set.manifest_checksum,
         frozen=[perceptual] if perceptual is not None else [],
-        summary={"perceptual_loss": perceptual is not None, "frames": len(dataset)},
+        summary={
+            "perceptual_loss": perceptual is not None,
+            "frames": len(dataset),
+            "trainable": config.trainable,
+            "init_from": str(config.init_from) if config.init_from else None,
+        },
     )

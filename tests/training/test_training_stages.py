@@ -233,3 +233,88 @@ def test_ema_weights_are_exported_and_resume_exactly(stages: dict[str, Any], tmp
     run_stage(config(resumed), resume=True, show_progress=False)
     again = exported(resumed)
     assert all(torch.equal(ema[k], again[k]) for k in ema)
+
+
+def _weights_digest(folder: Path) -> str:
+    import hashlib
+
+    return hashlib.sha256((folder / "diffusion_pytorch_model.safetensors").read_bytes()).hexdigest()
+
+
+def test_decoder_finetune_keeps_the_latent_space_and_replaces_a_models_decoder(
+    stages: dict[str, Any], tmp_path: Path
+) -> None:
+    from generator.pipeline import CtrlGenAugPipeline
+    from training.assemble import AssembleError, assemble_model, latent_space_digest, replace_decoder
+
+    root = stages["root"]
+    parent = root / "vae" / "final" / "vae"
+    decoder_run = tmp_path / "vae_decoder"
+    before, after, _ = _train_and_measure(
+        vae_config(
+            stages["clip_set_dir"], decoder_run, steps=6, init_from=str(parent), trainable="decoder", kl_weight=0.0
+        )
+    )
+    tuned = decoder_run / "final" / "vae"
+    assert after < before
+    assert latent_space_digest(tuned) == latent_space_digest(parent)
+    assert _weights_digest(tuned) != _weights_digest(parent)
+    assert json.loads((tuned / "config.json").read_text())["scaling_factor"] == pytest.approx(
+        json.loads((parent / "config.json").read_text())["scaling_factor"]
+    )
+
+    model_dir, old_checksum = assemble_model(
+        root / "vae", root / "text", root / "sequence", root / "classifier", tmp_path / "model", "demo", "0.1.0"
+    )
+    (model_dir / "quality.json").write_text("{}")
+    with pytest.raises(AssembleError, match="--vae: .* trained 'all', not a decoder-only fine-tune"):
+        replace_decoder(model_dir, root / "vae", "0.1.1")
+    _, new_checksum = replace_decoder(model_dir, decoder_run, "0.1.1")
+    pipeline = CtrlGenAugPipeline.from_pretrained(model_dir)
+    assert pipeline.info.version == "0.1.1" and new_checksum != old_checksum
+    assert _weights_digest(model_dir / "vae") == _weights_digest(tuned)
+    assert not (model_dir / "quality.json").exists()
+    assert (model_dir / "classifier").is_dir()
+    provenance = json.loads((model_dir / "training_provenance.json").read_text())
+    assert provenance["vae_decoder"]["trainable"] == "decoder"
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".model")) == []
+
+    # a full fine-tune moves the latent space: the diffusion stages trained on the parent refuse it
+    full_run = tmp_path / "vae_full"
+    _train_and_measure(vae_config(stages["clip_set_dir"], full_run, steps=3, init_from=str(parent)))
+    with pytest.raises(AssembleError, match="--vae: .* encodes to another latent space"):
+        assemble_model(full_run, root / "text", root / "sequence", root / "classifier", tmp_path / "m2", "d", "1")
+
+
+def test_decoder_only_training_needs_a_vae_to_start_from(stages: dict[str, Any], tmp_path: Path) -> None:
+    from training.config import ConfigError
+
+    config = parse_config(vae_config(stages["clip_set_dir"], tmp_path / "v", steps=1, trainable="decoder"))
+    with pytest.raises(ConfigError, match="trainable: 'decoder' fine-tunes a trained VAE; set init_from"):
+        build_stage(config)
+
+
+def test_a_failed_model_write_leaves_the_old_model_in_place(tmp_path: Path) -> None:
+    from training.assemble import write_then_swap
+
+    out = tmp_path / "model"
+    out.mkdir()
+    (out / "weights").write_text("old")
+
+    def failing(folder: Path) -> None:
+        folder.mkdir()
+        (folder / "weights").write_text("half")
+        raise OSError("disk full")
+
+    with pytest.raises(OSError, match="disk full"):
+        write_then_swap(out, failing)
+    assert (out / "weights").read_text() == "old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
+
+    def writing(folder: Path) -> None:
+        folder.mkdir()
+        (folder / "weights").write_text("new")
+
+    write_then_swap(out, writing)
+    assert (out / "weights").read_text() == "new"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
