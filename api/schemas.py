@@ -8,10 +8,8 @@ from typing import Annotated, Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
+from contracts.sampler import SamplerSpec
 from store.models import AssetKind, BankStatus, JobPhase, JobStatus
-
-# The generator's bound (generator.sampling.MAX_STEPS): DDIM's steps_offset 1 puts 1000 steps past t = 999.
-MAX_SAMPLER_STEPS = 999
 
 T = TypeVar("T")
 MAX_SEED = 2**63 - 1
@@ -87,19 +85,8 @@ class AssetOut(BaseModel):
     created_at: datetime
 
 
-class SamplerIn(BaseModel):
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
-
-    name: Literal["ddim", "dpmsolver++", "unipc"] = "ddim"
-    steps: int = Field(200, ge=1, le=MAX_SAMPLER_STEPS)
-    guidance_scale: float = Field(7.5, ge=0.0, le=50.0)
-    eta: float = Field(0.0, ge=0.0, le=1.0)
-    guided_conditions: list[Literal["class_label", "text", "image_prior", "motion_field"]] | None = Field(
-        None,
-        min_length=1,
-        description="the conditions classifier-free guidance pushes towards (nulled in the unconditional "
-        "branch); null = every condition the bank gives",
-    )
+class SamplerIn(SamplerSpec):
+    """The job's sampler: contracts.sampler.SamplerSpec, the spec the generator runs (same bounds and rules)."""
 
 
 class FilterIn(BaseModel):

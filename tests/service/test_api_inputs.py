@@ -130,6 +130,11 @@ BAD_JOBS: dict[str, tuple[Callable[[str], dict[str, Any]], list[Any], str]] = {
         ["body", "sampler", "guided_conditions"],
         "at least 1 item",
     ),
+    "eta with a solver other than ddim": (
+        lambda m: job_body(m, sampler={"name": "unipc", "eta": 0.5}),
+        ["body", "sampler"],
+        "eta applies to ddim only",
+    ),
     "missing asset": (
         lambda m: job_body(
             m, banks=[{"image_prior_asset": "00000000-0000-4000-8000-000000000000", "samples": 1}]
