@@ -8,18 +8,20 @@ import hashlib
 import io
 import json
 import tempfile
+import uuid
 import zipfile
 from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from store.jobs import database_object_key
-from store.models import Bank, Clip, Job
-from store.objects import ObjectInfo, ObjectStore
+from store.models import Bank, Clip, Dataset, Job
+from store.nifti import NIFTI_EXTENSION, clip_nifti_bytes, nifti_source_sha256
+from store.objects import ObjectInfo, ObjectNotFound, ObjectStore
 from store.provenance import software_version
 
 MANIFEST_NAME = "manifest.csv"
@@ -31,6 +33,8 @@ MANIFEST_COLUMNS = (
     "bytes",
     "class",
     "class_index",
+    "source_clip_id",
+    "source_patient_id",
     "bank",
     "index_in_bank",
     "seed",
@@ -63,8 +67,33 @@ CROISSANT_CONTEXT = {
     "recordSet": "cr:recordSet",
     "source": "cr:source",
 }
-_TEXT_COLUMNS = {"path", "clip_id", "sha256", "class", "preview", "preview_sha256"}
+_TEXT_COLUMNS = {
+    "path",
+    "clip_id",
+    "sha256",
+    "class",
+    "source_clip_id",
+    "source_patient_id",
+    "preview",
+    "preview_sha256",
+}
 _INTEGER_COLUMNS = {"bytes", "class_index", "bank", "index_in_bank", "seed"}
+
+
+@dataclass(frozen=True)
+class ClipFormat:
+    """How the database holds its clips: the stored NPZ as is, or converted (`convert(npz, sha256)`)."""
+
+    name: str
+    extension: str
+    encoding_format: str
+    convert: Callable[[bytes, str], bytes] | None = None
+
+
+ClipFormatName = Literal["npz", "nifti"]
+NPZ = ClipFormat("npz", "npz", "application/x-npz")
+NIFTI = ClipFormat("nifti", NIFTI_EXTENSION, "application/x-nifti", clip_nifti_bytes)
+CLIP_FORMATS: dict[str, ClipFormat] = {clip_format.name: clip_format for clip_format in (NPZ, NIFTI)}
 
 
 class _ChunkSink(io.RawIOBase):
@@ -110,18 +139,40 @@ def kept_clips(session: Session, job: Job) -> list[Clip]:
     )
 
 
-def manifest_row(clip: Clip) -> dict[str, Any]:
+def source_patients(session: Session, job: Job) -> dict[str, str]:
+    """The patient of each training clip of the dataset a `banks_from` job drew its banks from (a clip whose
+    manifest named no patient counts as its own); empty for other jobs or when the dataset is gone."""
+    source = job.request.get("banks_from")
+    if not source:
+        return {}
+    query = select(Dataset).where(Dataset.project_id == job.project_id)
+    try:
+        query = query.where(Dataset.id == uuid.UUID(source["dataset"]))
+    except ValueError:
+        query = query.where(Dataset.name == source["dataset"])
+    dataset = session.scalar(query)
+    if dataset is None:
+        return {}
+    return {clip.clip_id: clip.patient_id or clip.clip_id for clip in dataset.clips}
+
+
+def manifest_row(clip: Clip, patients: dict[str, str], clip_format: ClipFormat = NPZ) -> dict[str, Any]:
+    """One manifest.csv row; `source_clip_id` / `source_patient_id` (empty unless the bank came from a real
+    training clip) let a classifier's cross-validation keep a patient's real and synthetic clips together."""
     bank = clip.bank
     preview = ""
     if clip.preview_key:
         preview = _preview_path(bank.index, clip.index_in_bank, clip.preview_key.rsplit(".", 1)[-1])
+    source_clip_id = bank.source_clip_id or ""
     return {
-        "path": _clip_path(bank.index, clip.index_in_bank, "npz"),
+        "path": _clip_path(bank.index, clip.index_in_bank, clip_format.extension),
         "clip_id": str(clip.id),
         "sha256": clip.sha256,
         "bytes": clip.size_bytes,
         "class": bank.class_label or "",
         "class_index": -1 if bank.class_index is None else bank.class_index,
+        "source_clip_id": source_clip_id,
+        "source_patient_id": patients.get(source_clip_id, source_clip_id),
         "bank": bank.index,
         "index_in_bank": clip.index_in_bank,
         "seed": clip.seed,
@@ -161,7 +212,11 @@ def distinct_executions(clips: list[Clip]) -> list[dict[str, Any]]:
 
 
 def croissant_metadata(
-    job: Job, rows: list[dict[str, Any]], manifest_bytes: bytes, executions: list[dict[str, Any]]
+    job: Job,
+    rows: list[dict[str, Any]],
+    manifest_bytes: bytes,
+    executions: list[dict[str, Any]],
+    clip_format: ClipFormat = NPZ,
 ) -> dict[str, Any]:
     """Croissant 1.0 JSON-LD: the manifest as a FileObject, the clips as a FileSet, records inline."""
     model = job.model
@@ -188,8 +243,8 @@ def croissant_metadata(
                 "@type": "cr:FileSet",
                 "@id": "clip-files",
                 "name": "clip-files",
-                "encodingFormat": "application/x-npz",
-                "includes": "clips/*/*.npz",
+                "encodingFormat": clip_format.encoding_format,
+                "includes": f"clips/*/*.{clip_format.extension}",
             },
         ],
         "recordSet": [
@@ -221,29 +276,50 @@ def croissant_metadata(
     }
 
 
-def iter_database_zip(session: Session, store: ObjectStore, job: Job) -> Iterator[bytes]:
-    """Stream the ZIP chunk by chunk; each clip is checked against its recorded SHA-256 on the way, each
-    preview is hashed on the way into its manifest row (written last)."""
+def iter_database_zip(
+    session: Session, store: ObjectStore, job: Job, clip_format: ClipFormat = NPZ
+) -> Iterator[bytes]:
+    """Stream the ZIP chunk by chunk; each clip is checked against its recorded SHA-256 on the way (and
+    converted to `clip_format`), each preview is hashed on the way into its manifest row (written last)."""
     clips = kept_clips(session, job)
-    rows = [manifest_row(clip) for clip in clips]
+    patients = source_patients(session, job)
+    rows = [manifest_row(clip, patients, clip_format) for clip in clips]
     sink = _ChunkSink()
     with zipfile.ZipFile(sink, mode="w", allowZip64=True) as archive:
         for clip, row in zip(clips, rows, strict=True):
-            yield from _stream_member(
-                archive, sink, store, clip.object_key, row["path"], expected_sha256=clip.sha256
-            )
+            if clip_format.convert is None:
+                yield from _stream_member(
+                    archive, sink, store, clip.object_key, row["path"], expected_sha256=clip.sha256
+                )
+            else:
+                converted = clip_format.convert(_checked_object(store, clip), clip.sha256)
+                row["sha256"], row["bytes"] = hashlib.sha256(converted).hexdigest(), len(converted)
+                yield from _write_member(archive, sink, row["path"], converted)
             if row["preview"]:
                 row["preview_sha256"] = yield from _stream_member(
                     archive, sink, store, clip.preview_key or "", row["preview"]
                 )
         manifest_bytes = manifest_csv(rows)
-        metadata = croissant_metadata(job, rows, manifest_bytes, distinct_executions(clips))
+        metadata = croissant_metadata(job, rows, manifest_bytes, distinct_executions(clips), clip_format)
         croissant = json.dumps(metadata, indent=2).encode()
         for name, data in ((MANIFEST_NAME, manifest_bytes), (CROISSANT_NAME, croissant)):
-            info = zipfile.ZipInfo(name, date_time=ZIP_DATE)
-            info.compress_type = zipfile.ZIP_DEFLATED
-            archive.writestr(info, data)
-            yield sink.drain()
+            yield from _write_member(archive, sink, name, data, zipfile.ZIP_DEFLATED)
+    yield sink.drain()
+
+
+def _checked_object(store: ObjectStore, clip: Clip) -> bytes:
+    data = store.get(clip.object_key)
+    if hashlib.sha256(data).hexdigest() != clip.sha256:
+        raise ValueError(f"object {clip.object_key}: SHA-256 differs from the recorded {clip.sha256}")
+    return data
+
+
+def _write_member(
+    archive: zipfile.ZipFile, sink: _ChunkSink, name: str, data: bytes, compression: int = zipfile.ZIP_STORED
+) -> Iterator[bytes]:
+    info = zipfile.ZipInfo(name, date_time=ZIP_DATE)
+    info.compress_type = compression
+    archive.writestr(info, data)
     yield sink.drain()
 
 
@@ -272,17 +348,34 @@ def _stream_member(
     return digest.hexdigest()
 
 
-def export_database(session: Session, store: ObjectStore, job: Job) -> ObjectInfo:
-    """Write the job's database ZIP to object storage and record it on the job (the caller commits)."""
+def _write_database(session: Session, store: ObjectStore, job: Job, clip_format: ClipFormat) -> ObjectInfo:
     with tempfile.TemporaryFile() as spool:
-        for chunk in iter_database_zip(session, store, job):
+        for chunk in iter_database_zip(session, store, job, clip_format):
             spool.write(chunk)
         spool.seek(0)
-        info = store.put(database_object_key(job.id), spool, content_type="application/zip")
+        key = database_object_key(job.id, clip_format.name)
+        return store.put(key, spool, content_type="application/zip")
+
+
+def export_database(session: Session, store: ObjectStore, job: Job) -> ObjectInfo:
+    """Write the job's database ZIP to object storage and record it on the job (the caller commits)."""
+    info = _write_database(session, store, job, NPZ)
     job.database_object_key = info.key
     job.database_sha256 = info.sha256
     job.database_size_bytes = info.size
     return info
+
+
+def database_in_format(session: Session, store: ObjectStore, job: Job, clip_format: ClipFormat) -> ObjectInfo:
+    """The exported database (`job.database_object_key` set) with its clips in `clip_format`: the NPZ
+    database as recorded, another format converted from it at its first request and kept beside it."""
+    assert job.database_object_key is not None
+    if clip_format == NPZ:
+        return ObjectInfo(job.database_object_key, job.database_size_bytes or 0, job.database_sha256)
+    try:
+        return store.stat(database_object_key(job.id, clip_format.name))
+    except ObjectNotFound:
+        return _write_database(session, store, job, clip_format)
 
 
 @dataclass
@@ -378,7 +471,10 @@ def verify_database_zip(path: Path, provenance_lookup: ProvenanceLookup | None =
                 elif _check_member(archive, files, root + preview, preview_sha256, None, report):
                     report.previews_checked += 1
             if provenance_lookup is not None:
-                _check_provenance(row, provenance_lookup(row["clip_id"]), report)
+                source_sha256 = None
+                if member.endswith(f".{NIFTI_EXTENSION}") and root + member in files:
+                    source_sha256 = nifti_source_sha256(archive.read(files[root + member])) or ""
+                _check_provenance(row, provenance_lookup(row["clip_id"]), report, source_sha256)
         for extra in sorted(set(files) - listed):
             report.errors.append(f"{extra}: in the archive but not in {MANIFEST_NAME}")
     return report
@@ -425,13 +521,37 @@ def _check_croissant(
 
 
 def _check_provenance(
-    row: dict[str, str], provenance: dict[str, Any] | None, report: VerificationReport
+    row: dict[str, str],
+    provenance: dict[str, Any] | None,
+    report: VerificationReport,
+    source_sha256: str | None = None,
 ) -> None:
+    """The clip against the service's record: its checksum and size, or for a converted clip (NIfTI) the
+    checksum of the clip it was converted from (`source_sha256`, from its header)."""
     if provenance is None:
         report.errors.append(f"{row['path']}: clip {row['clip_id']} is unknown to the service")
         return
     recorded = provenance["clip"]
-    if recorded["sha256"] != row["sha256"] or int(recorded["size_bytes"]) != int(row["bytes"]):
+    if source_sha256 is None:
+        differs = recorded["sha256"] != row["sha256"] or int(recorded["size_bytes"]) != int(row["bytes"])
+    else:
+        differs = recorded["sha256"] != source_sha256
+    if differs:
         report.errors.append(
             f"{row['path']}: differs from the service's provenance record of clip {row['clip_id']}"
         )
+
+
+def manifest_clip_ids(path: Path) -> list[str]:
+    """The clip ids manifest.csv lists, to look their provenance up before verifying (empty when the manifest
+    is missing or unreadable: the verification reports that)."""
+    with zipfile.ZipFile(path) as archive:
+        files = _archive_files(archive, VerificationReport())
+        root = _database_root(files)
+        if root is None:
+            return []
+        try:
+            rows = list(csv.DictReader(io.StringIO(archive.read(files[root + MANIFEST_NAME]).decode())))
+        except (UnicodeDecodeError, csv.Error):
+            return []
+    return [row.get("clip_id") or "" for row in rows]

@@ -29,8 +29,10 @@ def clip_preview_key(job_id: uuid.UUID, bank_index: int, index_in_bank: int, ext
     return f"jobs/{job_id}/banks/{bank_index:04d}/clip-{index_in_bank:04d}.{extension}"
 
 
-def database_object_key(job_id: uuid.UUID) -> str:
-    return f"jobs/{job_id}/database.zip"
+def database_object_key(job_id: uuid.UUID, clip_format: str = "npz") -> str:
+    """The job's database ZIP; one with its clips in another format than NPZ is kept beside it."""
+    suffix = "" if clip_format == "npz" else f"-{clip_format}"
+    return f"jobs/{job_id}/database{suffix}.zip"
 
 
 def scores_object_key(job_id: uuid.UUID) -> str:

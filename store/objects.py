@@ -43,7 +43,8 @@ class ObjectStore(Protocol):
 
     def get(self, key: str) -> bytes: ...
 
-    def iter_chunks(self, key: str) -> Iterator[bytes]: ...
+    def iter_chunks(self, key: str, offset: int = 0) -> Iterator[bytes]:
+        """The object's bytes from `offset` on, chunk by chunk."""
 
     def stat(self, key: str) -> ObjectInfo: ...
 
@@ -134,9 +135,11 @@ class S3ObjectStore:
     def get(self, key: str) -> bytes:
         return b"".join(self.iter_chunks(key))
 
-    def iter_chunks(self, key: str) -> Iterator[bytes]:
+    def iter_chunks(self, key: str, offset: int = 0) -> Iterator[bytes]:
         try:
-            response = self.client.get_object(bucket_name=self.bucket, object_name=validate_key(key))
+            response = self.client.get_object(
+                bucket_name=self.bucket, object_name=validate_key(key), offset=offset
+            )
         except S3Error as exc:
             raise self._translate(exc, key) from exc
         try:
@@ -231,11 +234,12 @@ class LocalObjectStore:
     def get(self, key: str) -> bytes:
         return b"".join(self.iter_chunks(key))
 
-    def iter_chunks(self, key: str) -> Iterator[bytes]:
+    def iter_chunks(self, key: str, offset: int = 0) -> Iterator[bytes]:
         path = self._path(key)
         if not path.is_file():
             raise ObjectNotFound(key)
         with path.open("rb") as fh:
+            fh.seek(offset)
             while chunk := fh.read(CHUNK_BYTES):
                 yield chunk
 

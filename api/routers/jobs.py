@@ -8,11 +8,11 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Response, status
-from fastapi.responses import StreamingResponse
 from sqlalchemy import select, tuple_
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from api.byte_ranges import object_response
 from api.deps import ProjectDep, SessionDep, StateDep
 from api.errors import ERROR_RESPONSES, ErrorResponse, field_error, not_found
 from api.job_planning import balanced_samples, select_clips
@@ -21,6 +21,7 @@ from api.quotas import JobPlan, check_job_size, check_project_quota
 from api.schemas import NUL_FREE, BanksFromIn, ClipOut, DatabaseLink, JobIn, JobOut, JobSummary, Page
 from api.views import clip_out, job_out, job_summary
 from store.audit import append_event
+from store.export import CLIP_FORMATS, ClipFormatName, database_in_format
 from store.models import (
     FINISHED_JOB_STATUSES,
     Asset,
@@ -357,11 +358,27 @@ def list_clips(
             "model": DatabaseLink,
             "description": "the ZIP (streamed), or with ?presigned=1 a time-limited URL",
         },
+        206: {
+            "content": {"application/zip": {}},
+            "description": "the ZIP from the `Range` header's offset on",
+        },
+        416: {"model": ErrorResponse, "description": "`Range` is not one byte range within the ZIP"},
         **CONFLICT,
     },
 )
 def download_database(
-    job_id: uuid.UUID, session: SessionDep, project: ProjectDep, state: StateDep, presigned: bool = False
+    job_id: uuid.UUID,
+    session: SessionDep,
+    project: ProjectDep,
+    state: StateDep,
+    presigned: bool = False,
+    format: Annotated[
+        ClipFormatName,
+        Query(
+            description="the clips as lossless NPZ (as stored) or NIfTI-1 (.nii.gz, frames as the last axis)"
+        ),
+    ] = "npz",
+    range_: Annotated[str | None, Header(alias="Range")] = None,
 ) -> Response:
     job = project_job(session, project, job_id)
     if job.database_object_key is None:
@@ -372,19 +389,22 @@ def download_database(
             "conflict",
         )
     store = state.object_store
+    database = database_in_format(session, store, job, CLIP_FORMATS[format])
     if presigned:
         expiry = state.settings.presigned_expiry_s
-        url = store.presigned_get(job.database_object_key, expiry)
+        url = store.presigned_get(database.key, expiry)
         if url is not None:
-            link = DatabaseLink(
-                url=url, expires_in=expiry, sha256=job.database_sha256, size_bytes=job.database_size_bytes
-            )
+            link = DatabaseLink(url=url, expires_in=expiry, sha256=database.sha256, size_bytes=database.size)
             return Response(link.model_dump_json(), media_type="application/json")
-    headers = {"Content-Disposition": f'attachment; filename="ctrlgenaug-{job.id}.zip"'}
-    if job.database_sha256:
-        headers["X-Content-SHA256"] = job.database_sha256
-    if job.database_size_bytes is not None:
-        headers["Content-Length"] = str(job.database_size_bytes)
-    return StreamingResponse(
-        store.iter_chunks(job.database_object_key), media_type="application/zip", headers=headers
+    name = f"ctrlgenaug-{job.id}" + ("" if format == "npz" else f"-{format}")
+    headers = {"Content-Disposition": f'attachment; filename="{name}.zip"'}
+    if database.sha256:
+        headers["X-Content-SHA256"] = database.sha256
+    return object_response(
+        store,
+        database.key,
+        size=database.size,
+        media_type="application/zip",
+        headers=headers,
+        range_header=range_,
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import gzip
 import hashlib
 import io
 import json
@@ -13,6 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import httpx
+import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 from service_files import CPU_EXECUTION, GPU_EXECUTION, write_clips_as_the_worker_does
@@ -272,3 +274,85 @@ def test_verify_accepts_a_database_unzipped_and_zipped_again(
     assert verify_database_zip(planted).errors == [
         "db/clips/notes.txt: in the archive but not in manifest.csv"
     ]
+
+
+def test_database_download_resumes_from_a_range(
+    client: TestClient, exported: tuple[dict[str, str], str]
+) -> None:
+    headers, job_id = exported
+    url = f"/v1/jobs/{job_id}/database"
+    whole = client.get(url, headers=headers)
+    assert whole.headers["accept-ranges"] == "bytes"
+    size = len(whole.content)
+    rest = client.get(url, headers={**headers, "Range": "bytes=100-"})
+    assert rest.status_code == 206
+    assert rest.headers["content-range"] == f"bytes 100-{size - 1}/{size}"
+    assert rest.headers["x-content-sha256"] == hashlib.sha256(whole.content).hexdigest()
+    assert whole.content[:100] + rest.content == whole.content
+    assert client.get(url, headers={**headers, "Range": "bytes=-10"}).content == whole.content[-10:]
+    past = client.get(url, headers={**headers, "Range": f"bytes={size}-"})
+    assert past.status_code == 416 and past.headers["content-range"] == f"bytes */{size}"
+    assert past.json()["detail"][0]["loc"] == ["header", "Range"]
+    two = client.get(url, headers={**headers, "Range": "bytes=0-1,5-9"})
+    assert two.status_code == 416
+    assert two.json()["detail"][0]["msg"] == "give one byte range, like bytes=1000-"
+
+
+def test_nifti_database_holds_each_clip_frames_last_and_verifies_against_the_service(
+    client: TestClient, exported: tuple[dict[str, str], str], tmp_path: Path
+) -> None:
+    import nibabel as nib
+
+    headers, job_id = exported
+    npz = download(client, headers, job_id, tmp_path / "db.zip")
+    response = client.get(f"/v1/jobs/{job_id}/database", headers=headers, params={"format": "nifti"})
+    assert response.status_code == 200, response.text
+    assert f"ctrlgenaug-{job_id}-nifti.zip" in response.headers["content-disposition"]
+    nifti = tmp_path / "nifti.zip"
+    nifti.write_bytes(response.content)
+    again = client.get(f"/v1/jobs/{job_id}/database", headers=headers, params={"format": "nifti"})
+    assert again.content == response.content  # converted once, kept beside the NPZ database
+    with zipfile.ZipFile(npz) as a, zipfile.ZipFile(nifti) as b:
+        assert sorted(n for n in b.namelist() if n.startswith("clips/")) == [
+            "clips/bank-0000/clip-0000.nii.gz",
+            "clips/bank-0000/clip-0002.nii.gz",
+            "clips/bank-0001/clip-0000.nii.gz",
+        ]
+        with np.load(io.BytesIO(a.read("clips/bank-0000/clip-0002.npz"))) as clip:
+            frames = clip["frames"]
+        image = nib.Nifti1Image.from_bytes(gzip.decompress(b.read("clips/bank-0000/clip-0002.nii.gz")))
+        rows = list(csv.DictReader(io.StringIO(b.read("manifest.csv").decode())))
+        croissant = json.loads(b.read("croissant.json"))
+    assert image.shape == (frames.shape[1], frames.shape[2], frames.shape[0])
+    assert np.array_equal(np.asarray(image.dataobj).transpose(2, 0, 1), frames)
+    assert image.get_data_dtype() == np.uint8
+    assert [r["path"] for r in rows][1] == "clips/bank-0000/clip-0002.nii.gz"
+    assert croissant["distribution"][1]["includes"] == "clips/*/*.nii.gz"
+
+    def lookup(clip_id: str) -> dict | None:  # type: ignore[type-arg]
+        response = client.get(f"/v1/clips/{clip_id}", headers=headers)
+        return response.json()["provenance"] if response.status_code == 200 else None
+
+    report = verify_database_zip(nifti, lookup)
+    assert report.ok, report.errors
+    assert report.files_checked == 3
+
+
+def test_unknown_database_format_is_a_422_naming_format(
+    client: TestClient, exported: tuple[dict[str, str], str]
+) -> None:
+    headers, job_id = exported
+    response = client.get(f"/v1/jobs/{job_id}/database", headers=headers, params={"format": "dicom"})
+    assert response.status_code == 422
+    (error,) = response.json()["detail"]
+    assert error["loc"] == ["query", "format"]
+    assert error["msg"] == "Input should be 'npz' or 'nifti'"
+
+
+def test_manifest_source_columns_are_empty_for_banks_given_by_hand(
+    client: TestClient, exported: tuple[dict[str, str], str], tmp_path: Path
+) -> None:
+    headers, job_id = exported
+    with zipfile.ZipFile(download(client, headers, job_id, tmp_path / "db.zip")) as archive:
+        rows = list(csv.DictReader(io.StringIO(archive.read("manifest.csv").decode())))
+    assert [(r["source_clip_id"], r["source_patient_id"]) for r in rows] == [("", "")] * 3

@@ -30,6 +30,7 @@ def test_put_bytes_and_stream_return_size_and_sha256(store: ObjectStore) -> None
     assert streamed.sha256 == hashlib.sha256(big).hexdigest()
     assert store.get("a/big.bin") == big
     assert b"".join(store.iter_chunks("a/b/one.bin")) == data
+    assert b"".join(store.iter_chunks("a/big.bin", offset=5 * 1024 * 1024 + 3)) == big[5 * 1024 * 1024 + 3 :]
     stat = store.stat("a/big.bin")
     assert (stat.size, stat.sha256) == (len(big), hashlib.sha256(big).hexdigest())
     assert stat.modified is not None
