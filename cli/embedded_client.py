@@ -14,10 +14,12 @@ from typing import IO
 
 import httpx
 
+from contracts.jobs import FINISHED_JOB_STATUSES
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 # Settings that would point `up` at external servers instead of its embedded SQLite / folder / broker.
 EXTERNAL_SERVICE_SETTINGS = ("CTRLGENAUG_DATABASE_URL", "CTRLGENAUG_BROKER_URL", "CTRLGENAUG_S3_ENDPOINT")
-FINISHED_STATUSES = ("succeeded", "failed", "cancelled")
+FINISHED_STATUSES = tuple(sorted(status.value for status in FINISHED_JOB_STATUSES))
 STOP_TIMEOUT_S = 120
 
 

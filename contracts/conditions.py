@@ -6,8 +6,3 @@ from typing import Literal, get_args
 
 ConditionName = Literal["class_label", "text", "image_prior", "motion_field"]
 CONDITION_NAMES: tuple[str, ...] = get_args(ConditionName)
-
-
-def unknown_conditions(names: object) -> list[str]:
-    """The names in `names` that are not condition names, sorted."""
-    return sorted(set(names) - set(CONDITION_NAMES))  # type: ignore[call-overload]

@@ -23,6 +23,9 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from contracts.jobs import FINISHED_JOB_STATUSES as FINISHED_JOB_STATUSES
+from contracts.jobs import JobStatus as JobStatus
+
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
     "uq": "uq_%(table_name)s_%(column_0_N_name)s",
@@ -49,16 +52,6 @@ def _enum(cls: type[enum.Enum], length: int = 16) -> Enum:
     return Enum(cls, native_enum=False, length=length, values_callable=lambda e: [m.value for m in e])
 
 
-class JobStatus(str, enum.Enum):
-    queued = "queued"
-    generating = "generating"
-    filtering = "filtering"
-    exporting = "exporting"
-    succeeded = "succeeded"
-    failed = "failed"
-    cancelled = "cancelled"
-
-
 class JobPhase(str, enum.Enum):
     """What a delivery of a job is doing now; NULL while it is queued and once it has finished."""
 
@@ -67,9 +60,6 @@ class JobPhase(str, enum.Enum):
     sampling = "sampling"
     filtering = "filtering"
     exporting = "exporting"
-
-
-FINISHED_JOB_STATUSES = frozenset({JobStatus.succeeded, JobStatus.failed, JobStatus.cancelled})
 
 
 class BankStatus(str, enum.Enum):

@@ -11,13 +11,13 @@ from pydantic import BaseModel, Field, ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from contracts.conditions import CONDITION_NAMES
 from store.models import ModelRecord
 
 MODEL_CARD = "ctrlgenaug_model.json"
 # Written by `ctrlgenaug evaluate synthesis --write-card` (quality/card.py); a file of the model directory, so
 # the model checksum covers it.
 QUALITY_CARD = "quality.json"
-CONDITION_NAMES = ("class_label", "text", "image_prior", "motion_field")
 
 
 class ModelCard(BaseModel):
