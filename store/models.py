@@ -219,6 +219,8 @@ class Job(Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     started_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
+    # when its latest delivery began: the worker's turns rotate by project, then by job (worker.turns)
+    turn_at: Mapped[datetime | None]
 
     model: Mapped[ModelRecord] = relationship(lazy="joined")
     banks: Mapped[list[Bank]] = relationship(

@@ -109,6 +109,7 @@ def begin_delivery(ctx: WorkerContext, job_id: uuid.UUID) -> JobStatus | str:
             )
             _finish(ctx, job_id, JobStatus.failed, error, {"deliveries": deliveries})
             return JobStatus.failed
+        job.turn_at = utcnow()
         if job_status == JobStatus.queued:
             job.status = job_status = JobStatus.generating
             if job.started_at is None:  # not a job resumed after yielding its turn

@@ -1,6 +1,6 @@
 """Fair share between projects: after its slice (`worker_fair_share_slice_s`), between batches, a job yields
 to a queued job of another project and goes to the back of the queue, uncounted; it resumes from its stored
-clips and each clip is stored once."""
+clips and each clip is stored once. Turns rotate by project first, then by job within the project."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from store.models import AuditEvent, BankStatus, Clip, Job, JobStatus
 from store.outbox import RUN_JOB_TASK
 from worker.context import WorkerContext
 from worker.jobs import process_job
+from worker.turns import run_turn
 
 
 def test_a_long_job_yields_to_another_projects_job_between_batches(
@@ -77,3 +78,56 @@ def test_without_another_project_waiting_a_job_does_not_yield(
     with ctx.sessions() as session:
         assert session.get_one(Job, first).deliveries == 1
         assert session.get_one(Job, second).status == JobStatus.queued
+
+
+def test_turns_rotate_by_project_then_by_job_within_the_project(
+    context: WorkerContext,
+    submit: Callable[..., uuid.UUID],
+    api: TestClient,
+    make_key: Callable[[str], dict[str, str]],
+    model_name: str,
+    sender: object,
+) -> None:
+    ctx = dataclasses.replace(
+        context, settings=context.settings.model_copy(update={"worker_fair_share_slice_s": 0.0})
+    )
+    busy = [submit(seed=seed) for seed in (1, 2, 3)]  # one project, three jobs of three batches each
+    other = api.post(
+        "/v1/jobs",
+        headers=make_key("other-project"),
+        json={
+            "model": model_name,
+            "banks": [{"class_label": "class_1", "samples": 3}, {"class_label": "class_2", "samples": 3}],
+            "sampler": {"name": "ddim", "steps": 3, "guidance_scale": 2.0},
+            "seed": 5,
+        },
+    )
+    assert other.status_code == 202, other.text
+    lone = uuid.UUID(other.json()["id"])
+    names = {busy[0]: "A1", busy[1]: "A2", busy[2]: "A3", lone: "B1"}
+
+    def turn_times() -> dict[uuid.UUID, object]:
+        with ctx.sessions() as session:
+            return dict(session.execute(select(Job.id, Job.turn_at)).tuples().all())
+
+    queue = sender.sent  # type: ignore[attr-defined]
+    assert [names[uuid.UUID(payload["job_id"])] for _, payload in queue] == ["A1", "A2", "A3", "B1"]
+    ran, messages = [], 0
+    while messages < len(queue):  # the broker: first in, first out; a turn may add messages at the back
+        before = turn_times()
+        message_job = uuid.UUID(queue[messages][1]["job_id"])
+        messages += 1
+        job_id, _ = run_turn(ctx, message_job)
+        after = turn_times()
+        if after[job_id] != before[job_id]:  # a delivery began (not a message for a finished job)
+            ran.append(names[job_id])
+
+    # B's one job has every other turn however many jobs A queued; A's jobs take A's turns in rotation
+    assert ran == ["A1", "B1", "A2", "B1", "A3", "B1", "A1", "A2", "A3"]
+    with ctx.sessions() as session:
+        jobs = session.scalars(select(Job)).all()
+        assert sorted((names[j.id], j.status, j.deliveries, j.clips_done) for j in jobs) == [
+            (name, JobStatus.succeeded, 1, 6) for name in ("A1", "A2", "A3", "B1")
+        ]
+        clips = session.scalars(select(Clip)).all()
+        assert len(clips) == 24 and len({(c.job_id, c.bank.index, c.index_in_bank) for c in clips}) == 24
