@@ -9,12 +9,11 @@ from typing import Annotated, Any, Generic, Literal, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from contracts.sampler import SamplerSpec
+from filter.settings import FilterSettings, ReferenceSettings
 from store.models import AssetKind, BankStatus, JobPhase, JobStatus
 
 T = TypeVar("T")
 MAX_SEED = 2**63 - 1
-# The filter's bound (filter.settings.MAX_KMEANS_SEED): scikit-learn's random_state is a uint32.
-MAX_KMEANS_SEED = 2**32 - 1
 # PostgreSQL text cannot hold NUL: such a string must be a 422 naming its field, not a database error.
 NUL_FREE = r"^[^\x00]*$"
 Text = Annotated[str, StringConstraints(pattern=NUL_FREE)]
@@ -90,15 +89,32 @@ class SamplerIn(SamplerSpec):
 
 
 class FilterIn(BaseModel):
-    """The filter's thresholds (paper §3.5, Algorithm 1); same fields and bounds as filter.FilterSettings."""
+    """The filter's settings: Algorithm 1's thresholds (paper §3.5) and the two checks against the model's real
+    training data (`memorised` before Algorithm 1, `off_manifold` after it). Each field, its bounds and default
+    are filter.settings' own."""
 
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
-    alpha: float = Field(1.0, gt=0.0)
-    kmeans_k: int = Field(4, ge=3, le=32)
-    kmeans_seed: int = Field(0, ge=0, le=MAX_KMEANS_SEED)
-    similarity_threshold: float = Field(0.98, gt=-1.0, le=1.0)
-    scope: Literal["group", "job"] = "group"
+    alpha: float = FilterSettings.model_fields["alpha"]
+    kmeans_k: int = FilterSettings.model_fields["kmeans_k"]
+    kmeans_seed: int = FilterSettings.model_fields["kmeans_seed"]
+    similarity_threshold: float = FilterSettings.model_fields["similarity_threshold"]
+    scope: Literal["group", "job"] = FilterSettings.model_fields["scope"]
+    memorised: bool | None = Field(
+        None,
+        description="drop clips closer than memorised_threshold to a real training clip of the model's data "
+        "build, before Algorithm 1; null: on when the model names a data build registered in this project",
+    )
+    memorised_threshold: float | None = ReferenceSettings.model_fields["memorised_threshold"]
+    off_manifold: bool | None = Field(
+        None,
+        description="drop Algorithm 1's survivors whose frames fall off the real frames' k-NN manifold of "
+        "their class; null: on when the model names a data build registered in this project",
+    )
+    manifold_k: int = ReferenceSettings.model_fields["manifold_k"]
+    manifold_min_share: float = ReferenceSettings.model_fields["manifold_min_share"]
+    feature_size: int = ReferenceSettings.model_fields["feature_size"]
+    feature_std_floor: float = ReferenceSettings.model_fields["feature_std_floor"]
 
 
 class BankIn(BaseModel):
@@ -198,6 +214,12 @@ class FilterResults(BaseModel):
         "before filtering and when the model names no data build registered in this project"
     )
     quality_reason: str | None = Field(description="why quality is null; null when it is given")
+    checks: dict[str, Any] | None = Field(
+        None,
+        description="what the filter's reference checks (memorised, off_manifold) ran against: the model's data "
+        "build (dataset, manifest_sha256, training clips), the memorised threshold and where it came from, the "
+        "feature space; null when neither check ran or before filtering",
+    )
 
 
 class JobOut(BaseModel):
@@ -246,6 +268,13 @@ class ClipOut(BaseModel):
     group_threshold: float | None
     vae_seq: float | None
     theta: float | None
+    real_distance: float | None = Field(
+        description="RMS pixel distance in [0, 1] units to the nearest real training clip; null: not checked"
+    )
+    real_clip: str | None = Field(description="that training clip's id in the data build (never its pixels)")
+    manifold_share: float | None = Field(description="share of the clip's frames on the real k-NN manifold")
+    memorised: bool | None = Field(description="closer than the memorised threshold; null: check off")
+    off_manifold: bool | None = Field(description="under manifold_min_share; null: check off")
     preview_url: str | None
     created_at: datetime
 

@@ -34,6 +34,7 @@ def _results(job: Job) -> FilterResults:
         band=band,
         quality=quality["figures"],
         quality_reason=quality["reason"],
+        checks=job.filter_checks,
     )
 
 
@@ -88,6 +89,11 @@ def clip_fields(clip: Clip, store: ObjectStore, expires_s: int) -> dict[str, obj
         "group_threshold": clip.group_threshold,
         "vae_seq": clip.vae_seq,
         "theta": clip.theta,
+        "real_distance": clip.real_distance,
+        "real_clip": clip.real_clip,
+        "manifold_share": clip.manifold_share,
+        "memorised": clip.memorised,
+        "off_manifold": clip.off_manifold,
         "preview_url": store.presigned_get(clip.preview_key, expires_s) if clip.preview_key else None,
         "created_at": clip.created_at,
     }

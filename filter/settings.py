@@ -8,6 +8,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 # scikit-learn's K-means random_state is a uint32.
 MAX_KMEANS_SEED = 2**32 - 1
+# VAE-Seq is one number per clip: more clusters than this only splits the band into noise.
+MAX_KMEANS_K = 32
 
 
 class FilterSettings(BaseModel):
@@ -17,7 +19,10 @@ class FilterSettings(BaseModel):
 
     alpha: float = Field(default=1.0, gt=0.0, description="stage 1: keep if loss <= alpha * group mean loss")
     kmeans_k: int = Field(
-        default=4, ge=3, description="stage 2: K-means clusters on VAE-Seq; lowest and highest are dropped"
+        default=4,
+        ge=3,
+        le=MAX_KMEANS_K,
+        description="stage 2: K-means clusters on VAE-Seq; lowest and highest are dropped",
     )
     kmeans_seed: int = Field(default=0, ge=0, le=MAX_KMEANS_SEED, description="stage 2: K-means random state")
     similarity_threshold: float = Field(
@@ -47,7 +52,9 @@ class ReferenceSettings(BaseModel):
     memorised_threshold: float | None = Field(
         default=None,
         ge=0.0,
-        description="RMS pixel distance in [0, 1] units; None: the model's calibrated one (quality.json)",
+        description="RMS pixel distance in [0, 1] units; None: the model's calibrated one (its quality.json), "
+        "else the data build's (0-quantile of nearest-clip distances between training clips of different "
+        "patients)",
     )
     off_manifold: bool = Field(
         default=False, description="drop a clip whose frames fall outside the real frames' k-NN manifold"

@@ -204,6 +204,8 @@ class Job(Base):
     dropped_counts: Mapped[dict[str, Any]] = mapped_column(default=dict)
     band_low: Mapped[float | None] = mapped_column(Float)
     band_high: Mapped[float | None] = mapped_column(Float)
+    # what the filter's reference checks ran against (data build, memorised threshold, feature space)
+    filter_checks: Mapped[dict[str, Any] | None]
     # stage name -> seconds
     timings: Mapped[dict[str, Any]] = mapped_column(default=dict)
     # {"figures": ..., "reason": ...} of worker.job_quality, written with the filter decisions
@@ -273,6 +275,12 @@ class Clip(Base):
     group_threshold: Mapped[float | None] = mapped_column(Float)
     vae_seq: Mapped[float | None] = mapped_column(Float)
     theta: Mapped[float | None] = mapped_column(Float)
+    # the filter's checks against the real training data (issue 17); NULL when they did not run
+    real_distance: Mapped[float | None] = mapped_column(Float)
+    real_clip: Mapped[str | None] = mapped_column(String(200))
+    manifold_share: Mapped[float | None] = mapped_column(Float)
+    memorised: Mapped[bool | None] = mapped_column(Boolean)
+    off_manifold: Mapped[bool | None] = mapped_column(Boolean)
     # how the sampler computed it (device, precision, kernels, library versions); NULL before revision 0002
     execution: Mapped[dict[str, Any] | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

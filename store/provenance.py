@@ -72,6 +72,13 @@ def clip_provenance(session: Session, clip: Clip) -> dict[str, Any]:
             "group_threshold": clip.group_threshold,
             "vae_seq": clip.vae_seq,
             "theta": clip.theta,
+            # the checks against the model's real training data: the nearest training clip's id, never pixels
+            "checks": job.filter_checks,
+            "real_distance": clip.real_distance,
+            "real_clip": clip.real_clip,
+            "manifold_share": clip.manifold_share,
+            "memorised": clip.memorised,
+            "off_manifold": clip.off_manifold,
         },
         "software": {"name": SOFTWARE_NAME, "version": software_version()},
     }

@@ -3,30 +3,25 @@ build is registered as a dataset of the job's project.
 
 The model names its data build by the manifest SHA-256 its sequence stage trained on
 (`training_provenance.json`, `sequence.data_manifest_checksum`); the dataset registered in the job's project
-with that `manifest_sha256` holds the training clips. Only the cheap figures of quality/ are computed (no
-classifier training, no extra sampling): coherence, improved precision/recall and coverage, memorisation.
+with that `manifest_sha256` holds the training clips (store.data_builds). Only the cheap figures of quality/
+are computed (no classifier training, no extra sampling): coherence, improved precision/recall and coverage,
+memorisation.
 """
 
 from __future__ import annotations
 
-import hashlib
-import io
-import json
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from quality.evaluate import QualitySettings, manifold_figures
 from quality.metrics import clip_distances, cross_patient_threshold, frame_coherence
-from quality.sources import fit_clip
-from store.models import Asset, Clip, Dataset, Job, ModelRecord
+from store.data_builds import find_data_build
+from store.models import Clip, Job, ModelRecord
 from store.objects import ObjectStore
-from training.assemble import PROVENANCE_FILE
 from worker.filtering import load_clip_frames
+from worker.reference import TrainingClips, load_training_clips
 
 CLIP_FIGURES = (
     "clips",
@@ -39,78 +34,6 @@ CLIP_FIGURES = (
     "memorised_share",
     "nearest_training_distance",
 )
-
-
-def model_data_build(model_dir: Path) -> str | None:
-    """The manifest SHA-256 of the data build the model's sequence stage trained on, if recorded."""
-    path = model_dir / PROVENANCE_FILE
-    if not path.is_file():
-        return None
-    checksum = json.loads(path.read_text()).get("sequence", {}).get("data_manifest_checksum")
-    return checksum if isinstance(checksum, str) else None
-
-
-def find_data_build(session: Session, job: Job) -> tuple[Dataset | None, str | None]:
-    """The job project's dataset registered from the model's data build (the earliest, if several), or None
-    and why."""
-    model: ModelRecord = job.model
-    checksum = model_data_build(Path(model.path))
-    if checksum is None:
-        return None, (
-            f"model {model.name} {model.version} names no data build ({PROVENANCE_FILE} records no "
-            "sequence-stage data_manifest_checksum)"
-        )
-    dataset = session.scalar(
-        select(Dataset)
-        .where(Dataset.project_id == job.project_id, Dataset.manifest_sha256 == checksum)
-        .order_by(Dataset.created_at)
-        .limit(1)
-    )
-    if dataset is None:
-        return None, (
-            f"model {model.name} {model.version} was trained on the data build with manifest SHA-256 "
-            f"{checksum}, which is not registered as a dataset of this project "
-            "(`ctrlgenaug datasets register`)"
-        )
-    if list(dataset.class_names) != list(model.class_names):
-        return None, (
-            f"dataset {dataset.name!r} has classes {dataset.class_names}, the model {model.class_names}"
-        )
-    return dataset, None
-
-
-@dataclass(frozen=True)
-class TrainingClips:
-    clips: np.ndarray  # uint8 (N, F, H, W) at the model's frames and size
-    labels: np.ndarray
-    patients: list[str]
-    skipped: list[str]  # clip ids with fewer frames than the model samples
-
-
-def load_training_clips(
-    store: ObjectStore, session: Session, dataset: Dataset, model: ModelRecord
-) -> TrainingClips:
-    """The dataset's training clips (the reference-clip assets hold each clip file's bytes), checked against
-    the manifest's SHA-256 and fitted to the model's frame count and size; clips shorter than the model's
-    frame count are skipped."""
-    shape = (model.num_frames, model.height, model.width)
-    clips, labels, patients, skipped = [np.zeros((0, *shape), np.uint8)], [], [], []
-    for member in dataset.clips:
-        asset = session.get_one(Asset, member.motion_asset_id)
-        data = store.get(asset.object_key)
-        if hashlib.sha256(data).hexdigest() != member.sha256:
-            raise ValueError(
-                f"dataset {dataset.name!r} clip {member.clip_id}: stored bytes do not match its SHA-256"
-            )
-        with np.load(io.BytesIO(data), allow_pickle=False) as npz:
-            frames = npz["frames"]
-        if frames.shape[0] < model.num_frames:
-            skipped.append(member.clip_id)
-            continue
-        clips.append(fit_clip(frames, *shape)[None])
-        labels.append(member.class_index)
-        patients.append(member.patient_id or f"clip:{member.clip_id}")
-    return TrainingClips(np.concatenate(clips), np.asarray(labels, dtype=np.int64), patients, skipped)
 
 
 def _mean(values: np.ndarray, rows: np.ndarray) -> float | None:
@@ -181,7 +104,7 @@ def _definitions(settings: QualitySettings) -> dict[str, str]:
 def measure_job_quality(session: Session, store: ObjectStore, job: Job, clips: list[Clip]) -> dict[str, Any]:
     """`{"figures": ..., "reason": None}` for the job's filtered clips, or `{"figures": None, "reason": ...}`
     when the model names no data build registered in the job's project."""
-    dataset, reason = find_data_build(session, job)
+    dataset, reason = find_data_build(session, job.model, job.project_id)
     if dataset is None:
         return {"figures": None, "reason": reason}
     model: ModelRecord = job.model

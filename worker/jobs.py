@@ -188,8 +188,9 @@ def _filter(ctx: WorkerContext, job_id: uuid.UUID, monitor: JobMonitor) -> None:
                 "job_id": str(job_id),
                 "clips_kept": job.clips_kept,
                 "dropped_counts": job.dropped_counts,
-                "band": list(result.band),
+                "band": [job.band_low, job.band_high],
                 "settings": result.settings.model_dump(mode="json"),
+                "checks": job.filter_checks,
             },
         )
         session.commit()

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from api.byte_ranges import object_response
 from api.deps import ProjectDep, SessionDep, StateDep
 from api.errors import ERROR_RESPONSES, ErrorResponse, field_error, not_found
+from api.filter_checks import resolve_filter
 from api.job_planning import balanced_samples, select_clips
 from api.pagination import decode_cursor, encode_cursor
 from api.quotas import JobPlan, check_job_size, check_project_quota
@@ -225,6 +226,7 @@ def submit_job(
         plan = JobPlan(banks=len(banks), clips=sum(bank.samples for bank in banks), steps=steps)
         check_job_size(state.settings, plan, ["body", "banks_from"])
     check_project_quota(session, state.settings, project, model, plan)
+    filter_settings = resolve_filter(session, project.id, model, body.filter)
     job = Job(
         project_id=project.id,
         model_id=model.id,
@@ -233,7 +235,7 @@ def submit_job(
         request=request,
         seed=seed,
         sampler=body.sampler.model_dump(mode="json"),
-        filter_settings=body.filter.model_dump(mode="json"),
+        filter_settings=filter_settings,
         banks=banks,
         banks_total=plan.banks,
         clips_total=plan.clips,

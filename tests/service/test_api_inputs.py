@@ -168,6 +168,26 @@ BAD_JOBS: dict[str, tuple[Callable[[str], dict[str, Any]], list[Any], str]] = {
         ["body", "filter", "kmeans_seed"],
         "less than or equal to 4294967295",
     ),
+    "negative memorised threshold": (
+        lambda m: job_body(m, filter={"memorised_threshold": -0.01}),
+        ["body", "filter", "memorised_threshold"],
+        "greater than or equal to 0",
+    ),
+    "manifold k below 1": (
+        lambda m: job_body(m, filter={"manifold_k": 0}),
+        ["body", "filter", "manifold_k"],
+        "greater than or equal to 1",
+    ),
+    "memorised on a model without a data build": (
+        lambda m: job_body(m, filter={"memorised": True}),
+        ["body", "filter", "memorised"],
+        "the memorised check needs the model's real data build: model ",
+    ),
+    "off_manifold on a model without a data build": (
+        lambda m: job_body(m, filter={"off_manifold": True}),
+        ["body", "filter", "off_manifold"],
+        "records no sequence-stage data_manifest_checksum",
+    ),
 }
 
 

@@ -15,7 +15,7 @@ import pytest
 import urllib3
 from sqlalchemy import func, select
 
-from filter.core import FilterSettings, run_filter
+from filter.core import run_filter
 from filter.scores import load_scores
 from store.audit import verify_chain
 from store.export import verify_database_zip
@@ -24,6 +24,7 @@ from store.models import AuditEvent, Bank, BankStatus, Clip, Job, JobStatus
 from store.outbox import RUN_JOB_TASK
 from worker.celery_app import create_celery_app
 from worker.context import WorkerContext
+from worker.filtering import job_filter_settings
 from worker.generation import generate_job
 from worker.jobs import RequeueJob, RetryJob, process_job
 from worker.monitor import SHUTDOWN, JobMonitor
@@ -93,7 +94,9 @@ def test_job_runs_through_the_celery_task_to_a_verified_database(
     scores = load_scores(scores_path)
     assert scores.group.tolist() == [0, 0, 0, 1, 1, 1]
     assert scores.latents.shape == (6, 8, 4, 4, 4)
-    replay = run_filter(scores.group, scores.loss, scores.latents, FilterSettings(**job.filter_settings))
+    settings, checks = job_filter_settings(job)
+    assert not checks.enabled and job.filter_checks is None  # the tiny model names no data build
+    replay = run_filter(scores.group, scores.loss, scores.latents, settings)
     assert replay.kept.tolist() == [c.kept for c in clips]
     assert np.allclose(replay.loss, [c.loss for c in clips])
 
