@@ -25,7 +25,7 @@ done
 DATA=data/demo-dataset
 RUNS=data/demo-runs
 MODEL=models/demo
-VERSION="${CTRLGENAUG_DEMO_VERSION:-0.3.0}"
+VERSION="${CTRLGENAUG_DEMO_VERSION:-0.4.0}"
 TIMINGS="$RUNS/timings.json"
 mkdir -p "$RUNS"
 echo "{}" > "$TIMINGS.partial"
