@@ -38,6 +38,7 @@ def not_found(loc: Sequence[str | int], what: str) -> HTTPException:
 ERROR_RESPONSES: dict[int | str, dict[str, object]] = {
     400: {"model": ErrorResponse, "description": "the body could not be parsed (not UTF-8, nested too deep)"},
     401: {"model": ErrorResponse, "description": "missing or invalid API key"},
+    403: {"model": ErrorResponse, "description": "the API key lacks the scope the operation needs"},
     404: {"model": ErrorResponse, "description": "not found in this project"},
     422: {"model": ErrorResponse, "description": "invalid input; `loc` names the field"},
 }

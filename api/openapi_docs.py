@@ -22,7 +22,7 @@ JOB_EXAMPLE: dict[str, Any] = {
 
 @dataclass(frozen=True)
 class Operation:
-    description: str
+    description: str  # empty: the route's docstring
     example: str
     body_example: dict[str, Any] | None = None
 
@@ -56,6 +56,8 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
     ("GET", "/v1/assets/{asset_id}"): Operation(
         "One uploaded asset of the project: kind, checksum, shape.", f"curl {AUTH} $API/v1/assets/$ASSET"
     ),
+    ("DELETE", "/v1/assets/{asset_id}"): Operation("", f"curl {AUTH} -X DELETE $API/v1/assets/$ASSET"),
+    ("DELETE", "/v1/jobs/{job_id}"): Operation("", f"curl {AUTH} -X DELETE $API/v1/jobs/$JOB"),
     ("POST", "/v1/jobs"): Operation(
         "Submit a generation job: condition banks (class label, text, image prior asset, motion asset; leave "
         "any out) or `banks_from` a registered dataset, with the sampler and filter settings. Returns 202 "
@@ -131,8 +133,9 @@ def install_operation_docs(app: FastAPI) -> None:
                 doc = OPERATIONS.get((method.upper(), path))
                 if doc is None:
                     continue
+                description = doc.description or operation.get("description", "")
                 operation["description"] = (
-                    f"{doc.description}\n\nExample request:\n\n```shell\n{doc.example}\n```"
+                    f"{description}\n\nExample request:\n\n```shell\n{doc.example}\n```"
                 )
                 operation["x-codeSamples"] = [{"lang": "shell", "label": "curl", "source": doc.example}]
                 if doc.body_example is not None:

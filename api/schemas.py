@@ -84,6 +84,12 @@ class AssetOut(BaseModel):
     created_at: datetime
 
 
+class DeletionOut(BaseModel):
+    id: uuid.UUID = Field(description="the deleted asset or job")
+    objects_deleted: int = Field(description="stored objects removed (uploads, arrays, clips, previews)")
+    audit_seq: int = Field(description="the audit event recording the deletion (`/v1/audit/events`)")
+
+
 class SamplerIn(SamplerSpec):
     """The job's sampler: contracts.sampler.SamplerSpec, the spec the generator runs (same bounds and rules)."""
 

@@ -1,4 +1,4 @@
-"""Service commands: `api`, `db upgrade`, `keys create`, `models register`, `datasets register`, `verify`."""
+"""Service commands: `api`, `db upgrade`, `models register`, `datasets register`, `verify`."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ from typing import Annotated
 import typer
 
 db_app = typer.Typer(help="The service database.", no_args_is_help=True)
-keys_app = typer.Typer(help="Project API keys.", no_args_is_help=True)
 models_app = typer.Typer(help="Generator models the service can run.", no_args_is_help=True)
 datasets_app = typer.Typer(
     help="Real datasets whose training clips condition jobs (banks_from).", no_args_is_help=True
@@ -20,7 +19,6 @@ def register(app: typer.Typer) -> None:
     app.command("api", help="Serve the REST API (uvicorn).")(serve_api)
     app.command("verify", help="Verify a downloaded database ZIP (checksums, manifest, provenance).")(verify)
     app.add_typer(db_app, name="db")
-    app.add_typer(keys_app, name="keys")
     app.add_typer(models_app, name="models")
     app.add_typer(datasets_app, name="datasets")
 
@@ -55,20 +53,6 @@ def _session():  # type: ignore[no-untyped-def]
     from store.settings import get_settings
 
     return open_session(checked_settings(get_settings))
-
-
-@keys_app.command("create", help="Create an API key for a project (the project is created if new).")
-def keys_create(project: Annotated[str, typer.Option(help="project name")]) -> None:
-    from store.keys import create_api_key
-
-    with _session() as session:
-        try:
-            row, key = create_api_key(session, project)
-        except ValueError as exc:
-            raise typer.BadParameter(str(exc), param_hint="--project") from exc
-        session.commit()
-        typer.echo(f"project {project}: key {row.prefix}… created; it is shown once:", err=True)
-        typer.echo(key)
 
 
 @models_app.command("register", help="Register a model directory (ctrlgenaug_model.json + components).")

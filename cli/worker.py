@@ -43,6 +43,7 @@ def run_worker(
     from cli.database import ensure_migrated
     from worker.celery_app import create_celery_app
     from worker.dispatch import OutboxRelay, relay_once, requeue_stale_jobs
+    from worker.retention import RetentionSweeper
     from worker.settings import WorkerSettings
 
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -61,6 +62,8 @@ def run_worker(
     relay_once(context.sessions, context.send_task, stale_after)
     relay = OutboxRelay(context.sessions, context.send_task, settings.outbox_relay_interval_s, stale_after)
     relay.start()
+    sweeper = RetentionSweeper(context.sessions, context.store, settings.retention_sweep_interval_s)
+    sweeper.start()
     name = hostname or f"ctrlgenaug-{settings.worker_device.replace(':', '')}@%h"
     try:
         app.worker_main(
@@ -75,6 +78,7 @@ def run_worker(
             ]
         )
     finally:
+        sweeper.stop()
         relay.stop()
 
 

@@ -80,6 +80,8 @@ class Project(Base):
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
     name: Mapped[str] = mapped_column(String(100), unique=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # uploaded assets older than this many days are deleted by the retention sweep; NULL: kept
+    asset_retention_days: Mapped[int | None]
 
 
 class ApiKey(Base):
@@ -89,6 +91,8 @@ class ApiKey(Base):
     project_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"), index=True)
     prefix: Mapped[str] = mapped_column(String(16))
     key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    # what the key may do (store.keys.SCOPES)
+    scopes: Mapped[list[Any]]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     revoked_at: Mapped[datetime | None]
 
@@ -244,6 +248,9 @@ class Bank(Base):
     text: Mapped[str | None] = mapped_column(Text)
     image_prior_asset_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("assets.id"))
     motion_asset_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("assets.id"))
+    # the checksums of a deleted asset the bank used: what its clips' provenance keeps of it
+    image_prior_sha256: Mapped[str | None] = mapped_column(String(64))
+    motion_sha256: Mapped[str | None] = mapped_column(String(64))
     source_clip_id: Mapped[str | None] = mapped_column(String(200))
     samples: Mapped[int]
     status: Mapped[BankStatus] = mapped_column(_enum(BankStatus), default=BankStatus.pending)

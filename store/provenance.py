@@ -19,9 +19,10 @@ def software_version() -> str:
         return "unknown"
 
 
-def _asset_record(asset: Asset | None) -> dict[str, Any] | None:
+def _asset_record(asset: Asset | None, deleted_sha256: str | None) -> dict[str, Any] | None:
+    """The asset's record; of a deleted asset (store.retention) its checksum only."""
     if asset is None:
-        return None
+        return None if deleted_sha256 is None else {"sha256": deleted_sha256, "deleted": True}
     return {
         "asset_id": str(asset.id),
         "sha256": asset.sha256,
@@ -57,8 +58,8 @@ def clip_provenance(session: Session, clip: Clip) -> dict[str, Any]:
             if bank.class_label is None
             else {"name": bank.class_label, "index": bank.class_index},
             "text": bank.text,
-            "image_prior": _asset_record(bank.image_prior_asset),
-            "motion": _asset_record(bank.motion_asset),
+            "image_prior": _asset_record(bank.image_prior_asset, bank.image_prior_sha256),
+            "motion": _asset_record(bank.motion_asset, bank.motion_sha256),
         },
         "seed": clip.seed,
         "sampler": job.sampler,

@@ -77,6 +77,9 @@ class WorkerSettings(Settings):
     outbox_relay_interval_s: float = Field(
         default=10.0, gt=0, description="how often the relay dispatches the outbox"
     )
+    retention_sweep_interval_s: float = Field(
+        default=3600.0, gt=0, description="how often a worker deletes assets past their project's retention"
+    )
     stale_job_after_s: float = Field(
         default=1800,
         gt=0,

@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
-from api.deps import ProjectDep, SessionDep, StateDep
+from api.deps import JobsWriteProjectDep, ProjectDep, SessionDep, StateDep
 from api.errors import ERROR_RESPONSES, ErrorResponse, field_error, not_found
 from api.schemas import AssetOut
 from api.state import ServiceState
@@ -79,7 +79,7 @@ def decode_asset(
 async def upload_asset(
     state: StateDep,
     session: SessionDep,
-    project: ProjectDep,
+    project: JobsWriteProjectDep,
     response: Response,
     file: Annotated[
         UploadFile, File(description="image prior: PNG/JPEG/DICOM/NIfTI/NPY; clip: MP4/AVI/DICOM/NIfTI/NPZ")

@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request
 from sqlalchemy import select
 
-from api.deps import ProjectDep, SessionDep
+from api.deps import AuditProjectDep, SessionDep
 from api.errors import ERROR_RESPONSES, field_error
 from api.pagination import decode_cursor, encode_cursor
 from api.schemas import AuditEventOut, AuditVerification, Page
@@ -32,7 +32,7 @@ def known_filters_only(request: Request) -> None:
 @router.get("/events", response_model=Page[AuditEventOut], dependencies=[Depends(known_filters_only)])
 def list_events(
     session: SessionDep,
-    project: ProjectDep,
+    project: AuditProjectDep,
     kind: Annotated[
         str | None, Query(max_length=100, pattern=r"^[a-z_]+(\.[a-z_]+)*$", description="e.g. job.created")
     ] = None,
@@ -62,7 +62,7 @@ def list_events(
 
 
 @router.get("/verify", response_model=AuditVerification)
-def verify(session: SessionDep, project: ProjectDep) -> AuditVerification:
+def verify(session: SessionDep, project: AuditProjectDep) -> AuditVerification:
     report = verify_chain(session, project.id)
     return AuditVerification(
         ok=report.ok, events=report.events, first_bad_seq=report.first_bad_seq, message=report.message

@@ -11,7 +11,7 @@ from fastapi import APIRouter, File, Form, UploadFile, status
 from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
-from api.deps import ProjectDep, SessionDep, StateDep
+from api.deps import JobsWriteProjectDep, ProjectDep, SessionDep, StateDep
 from api.errors import ERROR_RESPONSES, ErrorResponse, field_error
 from api.schemas import NUL_FREE, DatasetOut
 from store.datasets import ClipBounds, extract_dataset_archive, register_dataset
@@ -41,7 +41,7 @@ def dataset_out(dataset: Dataset) -> DatasetOut:
 async def create_dataset(
     state: StateDep,
     session: SessionDep,
-    project: ProjectDep,
+    project: JobsWriteProjectDep,
     name: Annotated[str, Form(min_length=1, max_length=100, pattern=NUL_FREE)],
     file: Annotated[UploadFile, File(description="ZIP of a data build: manifest.jsonl, clips, motion/")],
 ) -> DatasetOut:

@@ -13,7 +13,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from api.byte_ranges import object_response
-from api.deps import ProjectDep, SessionDep, StateDep
+from api.deps import JobsWriteProjectDep, ProjectDep, SessionDep, StateDep
 from api.errors import ERROR_RESPONSES, ErrorResponse, field_error, not_found
 from api.filter_checks import resolve_filter
 from api.job_planning import balanced_samples, select_clips
@@ -61,7 +61,10 @@ def _check_asset(
 ) -> None:
     if asset_id is None:
         return
-    asset = session.get(Asset, asset_id)
+    # KEY SHARE: a concurrent DELETE of the asset waits for this job's commit (and then refuses), or has
+    # committed and the asset is not found here
+    locked = select(Asset).where(Asset.id == asset_id).with_for_update(read=True, key_share=True)
+    asset = session.scalar(locked)
     if asset is None or asset.project_id != project.id:
         raise field_error(422, loc, f"asset {asset_id} not found in this project")
     if asset.kind != kind:
@@ -201,7 +204,7 @@ def submit_job(
     body: JobIn,
     state: StateDep,
     session: SessionDep,
-    project: ProjectDep,
+    project: JobsWriteProjectDep,
     response: Response,
     idempotency_key: Annotated[str | None, Header(max_length=200, pattern=NUL_FREE)] = None,
 ) -> JobOut:
@@ -307,7 +310,7 @@ def get_job(job_id: uuid.UUID, session: SessionDep, project: ProjectDep) -> JobO
 @router.post(
     "/{job_id}/cancel", response_model=JobOut, status_code=status.HTTP_202_ACCEPTED, responses=CONFLICT
 )
-def cancel_job(job_id: uuid.UUID, session: SessionDep, project: ProjectDep) -> JobOut:
+def cancel_job(job_id: uuid.UUID, session: SessionDep, project: JobsWriteProjectDep) -> JobOut:
     job = project_job(session, project, job_id, for_update=True)
     if job.status in FINISHED_JOB_STATUSES:
         raise field_error(409, ["path", "job_id"], f"job already finished ({job.status.value})", "conflict")
