@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Train the demo model end to end (`make train-demo`): demo clip set -> vae, text, image, sequence and
-# classifier stages -> models/demo/ -> loss curves, real-vs-generated grid and the summary in docs/training.md.
+# Train the demo model end to end (`make train-demo`): demo clip set -> vae (two phases), text, image,
+# sequence, a decoder-only VAE fine-tune and the classifier -> models/demo/ -> loss curves,
+# real-vs-generated grid and the summary in docs/training.md.
 #
 #   scripts/train_demo.sh [--device auto|cpu|cuda] [--resume]
 #   CTRLGENAUG_TRAIN_DEVICE=cuda scripts/train_demo.sh
@@ -24,7 +25,7 @@ done
 DATA=data/demo-dataset
 RUNS=data/demo-runs
 MODEL=models/demo
-VERSION="${CTRLGENAUG_DEMO_VERSION:-0.3.0}"
+VERSION="${CTRLGENAUG_DEMO_VERSION:-0.4.0}"
 TIMINGS="$RUNS/timings.json"
 mkdir -p "$RUNS"
 echo "{}" > "$TIMINGS.partial"
@@ -52,14 +53,14 @@ if [[ ! -f "$DATA/manifest.jsonl" ]]; then
   scripts/fetch_demo_sources.sh
   timed data data demo --out "$DATA"
 fi
-for stage in vae text image sequence; do
+for stage in vae vae_continue text image sequence vae_decoder; do
   # --resume continues the stages that have a checkpoint and starts the others
   resume=()
   [[ ${#RESUME[@]} -gt 0 && -d "$RUNS/$stage/checkpoints" ]] && resume=(--resume)
   timed "$stage" train "$stage" --config "configs/demo/$stage.yaml" --device "$DEVICE" "${resume[@]}"
 done
 timed classifier train classifier --config configs/demo/classifier.yaml --device "$DEVICE"
-timed assemble train assemble --vae "$RUNS/vae" --text "$RUNS/text" --sequence "$RUNS/sequence" \
+timed assemble train assemble --vae "$RUNS/vae_decoder" --text "$RUNS/text" --sequence "$RUNS/sequence" \
   --classifier "$RUNS/classifier" --out "$MODEL" --name demo --version "$VERSION" --overwrite
 mv "$TIMINGS.partial" "$TIMINGS"
 ctrlgenaug train report --runs "$RUNS" --model "$MODEL" --data "$DATA" --figures docs/training \

@@ -36,10 +36,11 @@ def webhook_secret(session: Session, project_id: uuid.UUID, service_secret: str)
     row = session.get(WebhookSecret, project_id)
     if row is None:
         insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-        made = insert(WebhookSecret).values(
+        values = insert(WebhookSecret).values(
             project_id=project_id, salt=secrets.token_hex(32), created_at=utcnow()
         )
-        inserted = session.execute(made.on_conflict_do_nothing(index_elements=["project_id"])).rowcount
+        made = values.on_conflict_do_nothing(index_elements=["project_id"]).returning(WebhookSecret.project_id)
+        inserted = session.scalar(made) is not None
         row = session.scalars(
             select(WebhookSecret)
             .where(WebhookSecret.project_id == project_id)

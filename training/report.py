@@ -11,7 +11,7 @@ import numpy as np
 from training.checkpoint import FINAL_DIR, METADATA_FILE
 from training.trainer import LOSS_LOG
 
-STAGES = ("vae", "text", "image", "sequence", "classifier")
+STAGES = ("vae", "vae_continue", "text", "image", "sequence", "vae_decoder", "classifier")
 MARK_START = "<!-- demo-run:start -->"
 MARK_END = "<!-- demo-run:end -->"
 
@@ -120,7 +120,7 @@ def write_report(
     from generator.model_info import model_checksum
     from ingest.manifest import manifest_checksum
 
-    runs = {stage: runs_dir / stage for stage in STAGES}
+    runs = {stage: runs_dir / stage for stage in STAGES if (runs_dir / stage).is_dir()}
     curves = plot_loss_curves(runs, figures_dir / "loss_curves.png")
     grid = real_vs_generated(model_dir, data_dir, figures_dir / "real_vs_generated.png")
     relative = markdown.parent
