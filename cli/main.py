@@ -17,6 +17,7 @@ _COMMAND_MODULES = (
     "cli.train",
     "cli.evaluate",
     "cli.service",
+    "cli.jobs",
     "cli.keys",
     "cli.worker",
 )
