@@ -9,7 +9,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from sqlalchemy import select, tuple_
 
-from api.deps import ProjectDep, SessionDep, StateDep
+from api.deps import JobsWriteProjectDep, ProjectDep, SessionDep, StateDep
 from api.errors import ERROR_RESPONSES, field_error
 from api.pagination import decode_cursor, encode_cursor
 from api.routers.jobs import project_job
@@ -56,8 +56,10 @@ def list_job_webhook_deliveries(
 
 
 @router.get("/v1/webhook-secret", response_model=WebhookSecretOut, operation_id="get_webhook_secret")
-def get_webhook_secret(session: SessionDep, project: ProjectDep, state: StateDep) -> WebhookSecretOut:
-    """The project's webhook signing secret, made on first use."""
+def get_webhook_secret(
+    session: SessionDep, project: JobsWriteProjectDep, state: StateDep
+) -> WebhookSecretOut:
+    """The project's webhook signing secret, made on first use (a jobs:write key's only)."""
     secret, created_at = webhook_secret(session, project.id, state.signing_secret)
     session.commit()
     return WebhookSecretOut(secret=secret, created_at=created_at)
@@ -66,7 +68,7 @@ def get_webhook_secret(session: SessionDep, project: ProjectDep, state: StateDep
 @router.post(
     "/v1/webhook-secret/rotate", response_model=WebhookSecretOut, operation_id="rotate_webhook_secret"
 )
-def rotate_secret(session: SessionDep, project: ProjectDep, state: StateDep) -> WebhookSecretOut:
+def rotate_secret(session: SessionDep, project: JobsWriteProjectDep, state: StateDep) -> WebhookSecretOut:
     """Replace the project's webhook secret; every delivery attempt from now on is signed with the new one."""
     secret, created_at = rotate_webhook_secret(session, project.id, state.signing_secret)
     session.commit()
