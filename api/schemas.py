@@ -119,8 +119,11 @@ class FilterIn(BaseModel):
     )
     manifold_k: int = ReferenceSettings.model_fields["manifold_k"]
     manifold_min_share: float = ReferenceSettings.model_fields["manifold_min_share"]
+    manifold_features: Literal["spectrum", "pixels"] = ReferenceSettings.model_fields["manifold_features"]
+    spectrum_bands: int = ReferenceSettings.model_fields["spectrum_bands"]
     feature_size: int = ReferenceSettings.model_fields["feature_size"]
     feature_std_floor: float = ReferenceSettings.model_fields["feature_std_floor"]
+    manifold_radius_quantile: float | None = ReferenceSettings.model_fields["manifold_radius_quantile"]
 
 
 class BankIn(BaseModel):

@@ -26,6 +26,27 @@ def frame_features(frames: np.ndarray, size: int) -> np.ndarray:
     return resize_frames(unit, size).reshape(unit.shape[0], -1).double().numpy()
 
 
+SPECTRUM_FLOOR = 1e-8
+
+
+def spectrum_features(frames: np.ndarray, bands: int) -> np.ndarray:
+    """uint8 frames `(..., H, W)` -> `(M, bands + 1)` float64: the radially averaged power spectrum of each
+    frame (values in [0, 1], its mean removed) in `bands` equal rings from 0 to the corner frequency, as log10
+    shares of the frame's power, and log10 of the rings' mean power. Image statistics, not content: real frames of a
+    new patient keep their modality's spectrum, noise is flat and a constant frame has none."""
+    unit = unit_images(frames)[:, 0].double().numpy()
+    unit = unit - unit.mean(axis=(1, 2), keepdims=True)
+    power = np.abs(np.fft.rfft2(unit)) ** 2
+    height, width = unit.shape[1:]
+    radius = np.hypot(np.fft.fftfreq(height)[:, None], np.fft.rfftfreq(width)[None, :])
+    ring = np.minimum((radius / radius.max() * bands).astype(int), bands - 1).reshape(-1)
+    flat = power.reshape(len(power), -1)
+    per_ring = np.stack([flat[:, ring == b].mean(axis=1) for b in range(bands)], axis=1)
+    total = per_ring.sum(axis=1, keepdims=True)
+    shares = per_ring / np.maximum(total, SPECTRUM_FLOOR)
+    return np.log10(np.concatenate([shares, total / bands], axis=1) + SPECTRUM_FLOOR)
+
+
 def fit_standardiser(reference: np.ndarray, floor: float) -> tuple[np.ndarray, np.ndarray]:
     """Per-dimension mean and standard deviation of `reference` `(M, D)`, the deviation floored at
     `floor` so dimensions that never vary in real data (black borders) do not dominate distances."""

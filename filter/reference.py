@@ -8,7 +8,14 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from filter.neighbours import NearestClip, fit_standardiser, frame_features, inside_balls, kth_neighbour_radii
+from filter.neighbours import (
+    NearestClip,
+    fit_standardiser,
+    frame_features,
+    inside_balls,
+    kth_neighbour_radii,
+    spectrum_features,
+)
 from filter.settings import ReferenceSettings
 
 
@@ -78,7 +85,7 @@ class ReferenceIndex:
         self.settings = settings
         self.nearest = NearestClip(reference.clips)
         frames = reference.clips.shape[1]
-        features = frame_features(reference.clips, settings.feature_size)
+        features = self._features(reference.clips)
         self.mean, self.std = fit_standardiser(features, settings.feature_std_floor)
         features = (features - self.mean) / self.std
         content = reference.clips.reshape(len(features), -1).std(axis=1) >= BLANK_FRAME_STD
@@ -87,10 +94,29 @@ class ReferenceIndex:
         frame_clip = np.repeat(np.arange(len(reference.clips)), frames)[content]
         self.everything = self._manifold(features, frame_clip)
         self.per_class: dict[int, _Manifold] = {}
+        self.radius_floor: float | None = None
         for label in np.unique(reference.labels).tolist():
             rows = frame_labels == label
             if rows.sum() - np.bincount(frame_clip[rows]).max() >= settings.manifold_k:
                 self.per_class[label] = self._manifold(features[rows], frame_clip[rows])
+        if settings.manifold_radius_quantile is not None:
+            self._floor_radii(settings.manifold_radius_quantile)
+
+    def _floor_radii(self, quantile: float) -> None:
+        """Raise every ball's radius to the `quantile` of the classes' k-NN radii: a class of one patient
+        only shows that patient's spread, which a new patient's real frames exceed (docs/decisions.md)."""
+        pooled = [m.radii for m in self.per_class.values()] or [self.everything.radii]
+        floor = float(np.quantile(np.concatenate(pooled), quantile))
+        self.radius_floor = floor
+        self.everything = _Manifold(self.everything.centres, np.maximum(self.everything.radii, floor))
+        self.per_class = {
+            label: _Manifold(m.centres, np.maximum(m.radii, floor)) for label, m in self.per_class.items()
+        }
+
+    def _features(self, clips: np.ndarray) -> np.ndarray:
+        if self.settings.manifold_features == "spectrum":
+            return spectrum_features(clips, self.settings.spectrum_bands)
+        return frame_features(clips, self.settings.feature_size)
 
     def _manifold(self, features: np.ndarray, clip: np.ndarray) -> _Manifold:
         return _Manifold(features, kth_neighbour_radii(features, self.settings.manifold_k, clip))
@@ -99,7 +125,7 @@ class ReferenceIndex:
         """Scores of uint8 clips `(N, F, H, W)` (the model's size) of class indices `labels` `(N,)`."""
         distance, nearest = self.nearest(clips)
         frames = clips.shape[1]
-        features = (frame_features(clips, self.settings.feature_size) - self.mean) / self.std
+        features = (self._features(clips) - self.mean) / self.std
         share = np.empty(len(clips))
         for label in np.unique(labels).tolist():
             members = np.flatnonzero(labels == label)

@@ -15,7 +15,14 @@ from filter.reference import ReferenceScores
 SCORE_FIELDS = ("group", "loss", "latents")
 REFERENCE_FIELDS = ("real_distance", "real_clip", "manifold_share")
 # the ReferenceSettings fields that shaped the reference scores (a rerun cannot change them)
-MEASURED_WITH = ("manifold_k", "feature_size", "feature_std_floor")
+MEASURED_WITH = (
+    "manifold_k",
+    "manifold_features",
+    "spectrum_bands",
+    "feature_size",
+    "feature_std_floor",
+    "manifold_radius_quantile",
+)
 
 
 @dataclass(frozen=True)

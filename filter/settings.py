@@ -38,6 +38,7 @@ class FilterSettings(BaseModel):
 
 MAX_MANIFOLD_K = 64
 MAX_FEATURE_SIZE = 128
+MAX_SPECTRUM_BANDS = 64
 
 
 class ReferenceSettings(BaseModel):
@@ -68,8 +69,23 @@ class ReferenceSettings(BaseModel):
         le=1.0,
         description="keep a clip with at least this share of frames on the manifold",
     )
+    manifold_features: Literal["spectrum", "pixels"] = Field(
+        default="spectrum",
+        description="the manifold's frame features: the radially averaged power spectrum (image statistics; "
+        "keeps real clips of new patients, docs/decisions.md) or the resized pixels quality/ uses",
+    )
+    spectrum_bands: int = Field(
+        default=12, ge=2, le=MAX_SPECTRUM_BANDS, description="spectrum features: rings of the power spectrum"
+    )
     feature_size: int = Field(
-        default=32, ge=4, le=MAX_FEATURE_SIZE, description="frames resized to this side for the manifold"
+        default=32, ge=4, le=MAX_FEATURE_SIZE, description="pixel features: frames resized to this side"
+    )
+    manifold_radius_quantile: float | None = Field(
+        default=1.0,
+        ge=0.0,
+        le=1.0,
+        description="every ball's radius is at least this quantile of all classes' k-NN radii (a class of one "
+        "patient has only that patient's spread); None: the plain k-NN radii of improved precision",
     )
     feature_std_floor: float = Field(
         default=0.05, gt=0.0, le=1.0, description="floor of the per-dimension standard deviation"
@@ -80,9 +96,25 @@ class ReferenceSettings(BaseModel):
         return self.memorised or self.off_manifold
 
     def feature_space(self) -> str:
+        if self.manifold_features == "spectrum":
+            frames = (
+                f"per frame (values in [0, 1], mean removed) the power spectrum averaged over "
+                f"{self.spectrum_bands} equal rings up to the corner frequency, as log10 shares of the frame's "
+                "power, and log10 of the rings' mean power"
+            )
+        else:
+            frames = (
+                f"frames resized to {self.feature_size}x{self.feature_size} (bilinear, antialiased), values in "
+                "[0, 1], flattened"
+            )
+        floor = ""
+        if self.manifold_radius_quantile is not None:
+            floor = (
+                f", at least the {self.manifold_radius_quantile:g}-quantile of those radii over all classes' "
+                "real frames"
+            )
         return (
-            f"frames resized to {self.feature_size}x{self.feature_size} (bilinear, antialiased), values in "
-            "[0, 1], flattened, standardised with the real training frames' mean and standard deviation "
-            f"(floored at {self.feature_std_floor}); Euclidean; a real frame's ball has the radius of its "
-            f"k = {self.manifold_k}-th nearest real frame of another clip of its class"
+            f"{frames}; standardised with the real training frames' mean and standard deviation (floored at "
+            f"{self.feature_std_floor}); Euclidean; a real frame's ball has the radius of its "
+            f"k = {self.manifold_k}-th nearest real frame of another clip of its class{floor}"
         )

@@ -84,5 +84,6 @@ def load_reference(
         "memorised_threshold": checks.memorised_threshold if checks.memorised else None,
         "threshold_source": source if checks.memorised else None,
         "feature_space": checks.feature_space(),
+        "manifold_radius_floor": index.radius_floor if checks.off_manifold else None,
     }
     return index, checks, record

@@ -15,7 +15,14 @@ from filter.core import FilterSettings, ReferenceSettings, run_filter
 from filter.reference import ReferenceScores
 from filter.scores import load_scores, save_scores
 
-MEASURED_WITH = {"manifold_k": 5, "feature_size": 16, "feature_std_floor": 0.1}
+MEASURED_WITH = {
+    "manifold_k": 5,
+    "manifold_features": "pixels",
+    "spectrum_bands": 12,
+    "feature_size": 16,
+    "feature_std_floor": 0.1,
+    "manifold_radius_quantile": None,
+}
 
 
 def scored_job(tmp_path, reference: bool = True):
