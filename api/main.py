@@ -13,7 +13,7 @@ from api.errors import install_error_handlers
 from api.limits import BodySizeLimitMiddleware
 from api.metrics import MetricsMiddleware, ServiceMetrics
 from api.openapi_docs import install_operation_docs
-from api.routers import assets, audit, clips, datasets, jobs, objects, retention, system
+from api.routers import assets, audit, clips, datasets, jobs, objects, retention, system, webhooks
 from api.state import MotionExtractor, build_state
 from store.objects import ObjectStore
 from store.outbox import TaskSender
@@ -60,6 +60,7 @@ def create_app(
         datasets.router,
         audit.router,
         objects.router,
+        webhooks.router,
     ):
         app.include_router(router)
     app.include_router(console.router)

@@ -113,6 +113,20 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         "Recompute the audit log's hash chain; names the first event that does not match.",
         f"curl {AUTH} $API/v1/audit/verify",
     ),
+    ("GET", "/v1/jobs/{job_id}/webhooks"): Operation(
+        "The job's webhook deliveries, oldest first: event, status (pending, delivered, failed), attempts, "
+        "the receiver's last status code and error, the next attempt and when it was delivered.",
+        f"curl {AUTH} $API/v1/jobs/$JOB/webhooks",
+    ),
+    ("GET", "/v1/webhook-secret"): Operation(
+        "The project's webhook secret (made on first use): verify each delivery's X-CtrlGenAug-Signature, "
+        "an HMAC-SHA256 of `<X-CtrlGenAug-Timestamp>.<body>` (docs/webhooks.md).",
+        f"curl {AUTH} $API/v1/webhook-secret",
+    ),
+    ("POST", "/v1/webhook-secret/rotate"): Operation(
+        "Replace the project's webhook secret: every delivery attempt from now on is signed with the new one",
+        f"curl {AUTH} -X POST $API/v1/webhook-secret/rotate",
+    ),
     ("GET", "/v1/objects/{key}"): Operation(
         "A stored object through a signed, expiring URL the API handed out (embedded object store only).",
         "curl -o clip.npz '$API/v1/objects/jobs/…/clip.npz?expires=…&signature=…'",

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Annotated, Any, Generic, Literal, TypeVar
+from typing import Annotated, Any, Generic, Literal, TypeVar, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
 from contracts.sampler import SamplerSpec
 from filter.settings import FilterSettings, ReferenceSettings
-from store.models import AssetKind, BankStatus, JobPhase, JobStatus
+from store.models import AssetKind, BankStatus, JobPhase, JobStatus, WebhookStatus
+from store.webhook_urls import WebhookUrlRefused, split_url
 
 T = TypeVar("T")
 MAX_SEED = 2**63 - 1
@@ -161,6 +162,37 @@ class BanksFromIn(BaseModel):
     )
 
 
+WebhookEvent = Literal["started", "progress", "succeeded", "failed", "cancelled"]
+
+
+class WebhookIn(BaseModel):
+    """Where the job's events are POSTed, signed with the project's webhook secret (docs/webhooks.md)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    url: Text = Field(
+        min_length=1,
+        max_length=2000,
+        description="http(s) URL of the receiver; not this service, not a link-local or metadata address, "
+        "not a loopback or private one unless the service allows it (webhook_allow_private_hosts)",
+    )
+    events: list[WebhookEvent] = Field(
+        default_factory=lambda: list(get_args(WebhookEvent)),
+        min_length=1,
+        description="the events to send (default: all); progress is sent at most every "
+        "webhook_progress_interval_s",
+    )
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, url: str) -> str:
+        try:
+            split_url(url)
+        except WebhookUrlRefused as exc:
+            raise ValueError(str(exc)) from exc
+        return url
+
+
 class JobIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -170,6 +202,7 @@ class JobIn(BaseModel):
     sampler: SamplerIn = Field(default_factory=lambda: SamplerIn.model_validate({}))
     seed: int | None = Field(None, ge=0, le=MAX_SEED)
     filter: FilterIn = Field(default_factory=lambda: FilterIn.model_validate({}))
+    webhook: WebhookIn | None = None
 
     @model_validator(mode="after")
     def _one_bank_source(self) -> JobIn:
@@ -231,6 +264,11 @@ class FilterResults(BaseModel):
     )
 
 
+class WebhookOut(BaseModel):
+    url: str
+    events: list[WebhookEvent]
+
+
 class JobOut(BaseModel):
     id: uuid.UUID
     status: JobStatus
@@ -247,6 +285,7 @@ class JobOut(BaseModel):
     cancel_requested: bool
     deliveries: int
     database_ready: bool
+    webhook: WebhookOut | None = Field(description="where the job's events go (GET /v1/jobs/{id}/webhooks)")
     created_at: datetime
     updated_at: datetime
     started_at: datetime | None
@@ -325,3 +364,23 @@ class AuditVerification(BaseModel):
     events: int
     first_bad_seq: int | None
     message: str
+
+
+class WebhookDeliveryOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID = Field(description="also the X-CtrlGenAug-Delivery header and the body's `id`")
+    event: WebhookEvent
+    url: str
+    status: WebhookStatus
+    attempts: int
+    last_status_code: int | None = Field(description="the receiver's answer to the latest attempt")
+    last_error: str | None
+    next_attempt_at: datetime | None = Field(description="null once delivered or failed")
+    delivered_at: datetime | None
+    created_at: datetime
+
+
+class WebhookSecretOut(BaseModel):
+    secret: str = Field(description="verifies X-CtrlGenAug-Signature (docs/webhooks.md)")
+    created_at: datetime

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from api.schemas import BankOut, ClipOut, FilterResults, JobOut, JobSummary, Progress
+from api.schemas import BankOut, ClipOut, FilterResults, JobOut, JobSummary, Progress, WebhookOut
 from store.models import Clip, Job
 from store.objects import ObjectStore
 
@@ -55,6 +55,9 @@ def job_out(job: Job) -> JobOut:
         cancel_requested=job.cancel_requested,
         deliveries=job.deliveries,
         database_ready=job.database_object_key is not None,
+        webhook=None
+        if job.webhook_url is None
+        else WebhookOut(url=job.webhook_url, events=job.webhook_events or []),
         created_at=job.created_at,
         updated_at=job.updated_at,
         started_at=job.started_at,

@@ -45,6 +45,7 @@ def run_worker(
     from worker.dispatch import OutboxRelay, relay_once, requeue_stale_jobs
     from worker.retention import RetentionSweeper
     from worker.settings import WorkerSettings
+    from worker.webhooks import WebhookSender
 
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for name in ("celery", "worker"):
@@ -64,6 +65,8 @@ def run_worker(
     relay.start()
     sweeper = RetentionSweeper(context.sessions, context.store, settings.retention_sweep_interval_s)
     sweeper.start()
+    sender = WebhookSender(context.sessions, settings)
+    sender.start()
     name = hostname or f"ctrlgenaug-{settings.worker_device.replace(':', '')}@%h"
     try:
         app.worker_main(
@@ -79,6 +82,7 @@ def run_worker(
         )
     finally:
         sweeper.stop()
+        sender.stop()
         relay.stop()
 
 

@@ -217,6 +217,10 @@ class Job(Base):
     error: Mapped[str | None] = mapped_column(Text)
     deliveries: Mapped[int] = mapped_column(default=0)
 
+    # where the job's events are POSTed (docs/webhooks.md) and which of WEBHOOK_EVENTS; NULL: no webhook
+    webhook_url: Mapped[str | None] = mapped_column(Text)
+    webhook_events: Mapped[list[Any] | None]
+
     database_object_key: Mapped[str | None] = mapped_column(Text)
     database_sha256: Mapped[str | None] = mapped_column(String(64))
     database_size_bytes: Mapped[int | None] = mapped_column(BigInteger)
@@ -309,6 +313,50 @@ class OutboxMessage(Base):
     dispatched_at: Mapped[datetime | None] = mapped_column(index=True)
     attempts: Mapped[int] = mapped_column(default=0)
     last_error: Mapped[str | None] = mapped_column(Text)
+
+
+class WebhookStatus(str, enum.Enum):
+    pending = "pending"
+    delivered = "delivered"
+    failed = "failed"
+
+
+WEBHOOK_EVENTS = ("started", "progress", "succeeded", "failed", "cancelled")
+
+
+class WebhookDelivery(Base):
+    """One job event for the job's webhook: written in the transaction of the status change it reports (an
+    outbox row), then POSTed by a worker's webhook sender until delivered or out of attempts. `body` is the
+    exact JSON sent on every attempt; `next_attempt_at` is NULL once delivered or failed."""
+
+    __tablename__ = "webhook_deliveries"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    project_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"), index=True)
+    job_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), index=True)
+    event: Mapped[str] = mapped_column(String(16))
+    url: Mapped[str] = mapped_column(Text)
+    body: Mapped[str] = mapped_column(Text)
+    status: Mapped[WebhookStatus] = mapped_column(_enum(WebhookStatus), default=WebhookStatus.pending)
+    attempts: Mapped[int] = mapped_column(default=0)
+    last_status_code: Mapped[int | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(index=True)
+    delivered_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class WebhookSecret(Base):
+    """A project's webhook signing secret, stored as a random salt only: the secret is derived from it and
+    the service's secret key (store.webhook_secrets), so the database alone does not give it away."""
+
+    __tablename__ = "webhook_secrets"
+
+    project_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("projects.id", ondelete="CASCADE"), primary_key=True
+    )
+    salt: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class AuditEvent(Base):

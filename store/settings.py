@@ -74,6 +74,12 @@ class Settings(BaseSettings):
     secret_key: SecretStr | None = None
     api_public_url: str | None = None
 
+    webhook_allow_private_hosts: bool = Field(
+        default=False,
+        description="job webhooks may point at loopback and private addresses (a receiver on this machine or "
+        "network); link-local, metadata addresses and the service itself stay refused",
+    )
+
     @field_validator("s3_public_endpoint")
     @classmethod
     def _public_endpoint_is_an_origin(cls, value: str | None) -> str | None:

@@ -39,8 +39,8 @@ def webhook_secret(session: Session, project_id: uuid.UUID, service_secret: str)
         values = insert(WebhookSecret).values(
             project_id=project_id, salt=secrets.token_hex(32), created_at=utcnow()
         )
-        made = values.on_conflict_do_nothing(index_elements=["project_id"]).returning(WebhookSecret.project_id)
-        inserted = session.scalar(made) is not None
+        made = values.on_conflict_do_nothing(index_elements=["project_id"])
+        inserted = session.scalar(made.returning(WebhookSecret.project_id)) is not None
         row = session.scalars(
             select(WebhookSecret)
             .where(WebhookSecret.project_id == project_id)

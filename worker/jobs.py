@@ -15,6 +15,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
+from store import webhooks
 from store.audit import append_event
 from store.export import export_database
 from store.models import FINISHED_JOB_STATUSES, Bank, BankStatus, Job, JobPhase, JobStatus, utcnow
@@ -79,6 +80,7 @@ def _finish(
         if error is not None:
             payload["error"] = error
         append_event(session, job.project_id, f"job.{status.value}", payload)
+        webhooks.add_event(session, job, status.value)
         session.commit()
 
 
@@ -117,6 +119,7 @@ def begin_delivery(ctx: WorkerContext, job_id: uuid.UUID) -> JobStatus | str:
                 append_event(
                     session, job.project_id, "job.started", {"job_id": str(job_id), "deliveries": deliveries}
                 )
+                webhooks.add_event(session, job, "started")
         session.commit()
         return job_status
 
@@ -226,6 +229,7 @@ def _run_phases(ctx: WorkerContext, job_id: uuid.UUID, status: JobStatus) -> Non
         poll_interval_s=ctx.settings.cancel_poll_interval_s,
         progress_interval_s=ctx.settings.progress_interval_s,
         fair_share_slice_s=ctx.settings.worker_fair_share_slice_s,
+        progress_event_interval_s=ctx.settings.webhook_progress_interval_s,
     )
     for phase in PHASE_ORDER[PHASE_ORDER.index(status) :]:
         PHASES[phase](ctx, job_id, monitor)

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from store import webhooks
 from store.models import Job, JobPhase, JobStatus
 from worker.progress import SamplingClock
 
@@ -28,7 +29,8 @@ class JobInterrupted(Exception):
 
 class JobMonitor:
     """Polls the job's cancel flag at most every `poll_interval_s` and writes progress at most every
-    `progress_interval_s` (the last step of a loop is always written)."""
+    `progress_interval_s` (the last step of a loop is always written), adding a `progress` webhook event at
+    most every `progress_event_interval_s`."""
 
     def __init__(
         self,
@@ -39,6 +41,7 @@ class JobMonitor:
         poll_interval_s: float,
         progress_interval_s: float,
         fair_share_slice_s: float = float("inf"),
+        progress_event_interval_s: float | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.sessions = sessions
@@ -53,6 +56,8 @@ class JobMonitor:
         self._polled_at = -float("inf")
         self._cancel_requested = False
         self._progress_at = -float("inf")
+        self.progress_event_interval_s = progress_event_interval_s
+        self._progress_event_at = -float("inf")
         self._sampling: SamplingClock | None = None
         self.interruption: JobInterrupted | None = None
 
@@ -126,7 +131,19 @@ class JobMonitor:
             eta_seconds=eta,
         )
 
+    def _progress_event_due(self) -> bool:
+        now = self.clock()
+        interval = self.progress_event_interval_s
+        if interval is None or now - self._progress_event_at < interval:
+            return False
+        self._progress_event_at = now
+        return True
+
     def _write(self, **values: object) -> None:
+        """Write progress, with a `progress` webhook event at most every `progress_event_interval_s` (None:
+        no progress events)."""
         with self.sessions() as session:
             session.execute(update(Job).where(Job.id == self.job_id).values(**values))
+            if self._progress_event_due():
+                webhooks.add_event(session, session.get_one(Job, self.job_id), "progress")
             session.commit()

@@ -77,6 +77,22 @@ class WorkerSettings(Settings):
     outbox_relay_interval_s: float = Field(
         default=10.0, gt=0, description="how often the relay dispatches the outbox"
     )
+    webhook_max_attempts: int = Field(
+        default=8, ge=1, description="attempts of a webhook delivery before it is marked failed"
+    )
+    webhook_backoff_base_s: float = Field(
+        default=10.0, gt=0, description="wait after a webhook delivery's first failed try; doubles each time"
+    )
+    webhook_backoff_max_s: float = Field(
+        default=3600.0, gt=0, description="longest wait between two attempts of a webhook delivery"
+    )
+    webhook_timeout_s: float = Field(default=10.0, gt=0, description="seconds a webhook receiver may take")
+    webhook_poll_interval_s: float = Field(
+        default=1.0, gt=0, description="how often the webhook sender looks for due deliveries"
+    )
+    webhook_progress_interval_s: float = Field(
+        default=30.0, ge=0, description="a job's progress webhook events are at least this far apart"
+    )
     retention_sweep_interval_s: float = Field(
         default=3600.0, gt=0, description="how often a worker deletes assets past their project's retention"
     )

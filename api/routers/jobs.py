@@ -7,7 +7,7 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Query, Response, status
+from fastapi import APIRouter, Header, Query, Request, Response, status
 from sqlalchemy import select, tuple_
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -21,6 +21,8 @@ from api.pagination import decode_cursor, encode_cursor
 from api.quotas import JobPlan, check_job_size, check_project_quota
 from api.schemas import NUL_FREE, BanksFromIn, ClipOut, DatabaseLink, JobIn, JobOut, JobSummary, Page
 from api.views import clip_out, job_out, job_summary
+from api.webhook_targets import check_webhook
+from store import webhooks
 from store.audit import append_event
 from store.export import CLIP_FORMATS, ClipFormatName, database_in_format
 from store.models import (
@@ -39,6 +41,7 @@ from store.models import (
 )
 from store.outbox import RUN_JOB_TASK, add_message, dispatch_outbox
 from store.registry import find_model
+from store.webhook_secrets import webhook_secret
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"], responses=ERROR_RESPONSES)
 CONFLICT: dict[int | str, dict[str, Any]] = {
@@ -206,6 +209,7 @@ def submit_job(
     session: SessionDep,
     project: JobsWriteProjectDep,
     response: Response,
+    http_request: Request,
     idempotency_key: Annotated[str | None, Header(max_length=200, pattern=NUL_FREE)] = None,
 ) -> JobOut:
     request = body.model_dump(mode="json")
@@ -229,6 +233,9 @@ def submit_job(
         plan = JobPlan(banks=len(banks), clips=sum(bank.samples for bank in banks), steps=steps)
         check_job_size(state.settings, plan, ["body", "banks_from"])
     check_project_quota(session, state.settings, project, model, plan)
+    if body.webhook is not None:
+        check_webhook(http_request, state.settings, body.webhook)
+        webhook_secret(session, project.id, state.signing_secret)
     filter_settings = resolve_filter(session, project.id, model, body.filter)
     job = Job(
         project_id=project.id,
@@ -245,6 +252,8 @@ def submit_job(
         denoise_steps=steps,
         dropped_counts={},
         timings={},
+        webhook_url=body.webhook.url if body.webhook else None,
+        webhook_events=sorted(set(body.webhook.events)) if body.webhook else None,
     )
     session.add(job)
     try:
@@ -318,6 +327,7 @@ def cancel_job(job_id: uuid.UUID, session: SessionDep, project: JobsWriteProject
     if job.status == JobStatus.queued:
         job.status = JobStatus.cancelled
         job.finished_at = utcnow()
+        webhooks.add_event(session, job, "cancelled")
     append_event(
         session, project.id, "job.cancel_requested", {"job_id": str(job.id), "status": job.status.value}
     )
