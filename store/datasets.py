@@ -16,9 +16,10 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, ValidationError
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from store.assets import npy_bytes, stage_asset
+from store.assets import AssetObjects, add_asset_row, npy_bytes, write_asset_objects
 from store.audit import append_event
 from store.models import AssetKind, Dataset, DatasetClip
 from store.unit_of_work import StagedObjects
@@ -134,6 +135,55 @@ def _motion_field(root: Path, line: ManifestLine, frames: np.ndarray, extract: M
     return field.astype(np.float32)
 
 
+@dataclass(frozen=True)
+class _PreparedClip:
+    line: ManifestLine
+    prior: AssetObjects
+    motion: AssetObjects
+
+
+def _prepare_clip(
+    staged: StagedObjects,
+    project_id: uuid.UUID,
+    root: Path,
+    line: ManifestLine,
+    extract_motion: MotionExtractor,
+    bounds: ClipBounds,
+) -> _PreparedClip:
+    """Check one training clip, compute its first frame and motion field and write their objects: the slow
+    part of a registration, done before any row is written."""
+    clip_path = _inside(root, line.path, f"clip {line.clip_id} path")
+    if clip_path.is_file() and clip_path.stat().st_size > bounds.max_file_bytes:
+        raise ValueError(
+            f"clip {line.clip_id}: {clip_path.stat().st_size} bytes, more than the upload limit of "
+            f"{bounds.max_file_bytes}"
+        )
+    clip_bytes = clip_path.read_bytes()
+    if hashlib.sha256(clip_bytes).hexdigest() != line.sha256:
+        raise ValueError(f"clip {line.clip_id}: file SHA-256 does not match the manifest")
+    frames = _clip_frames(clip_bytes, line.clip_id, bounds)
+    first_frame = frames[0]
+    prior = write_asset_objects(
+        staged,
+        project_id=project_id,
+        kind=AssetKind.image_prior,
+        original=npy_bytes(first_frame),
+        media_type="application/x-npy",
+        filename=f"{line.clip_id}-frame0.npy",
+        array=first_frame,
+    )
+    motion = write_asset_objects(
+        staged,
+        project_id=project_id,
+        kind=AssetKind.reference_clip,
+        original=clip_bytes,
+        media_type="application/x-npz",
+        filename=Path(line.path).name,
+        array=_motion_field(root, line, frames, extract_motion),
+    )
+    return _PreparedClip(line=line, prior=prior, motion=motion)
+
+
 def register_dataset(
     session: Session,
     staged: StagedObjects,
@@ -144,68 +194,49 @@ def register_dataset(
     extract_motion: MotionExtractor,
     bounds: ClipBounds,
 ) -> Dataset:
-    """Stage an image-prior asset (first frame) and a reference-clip asset (motion) per training clip; a clip
-    file or array beyond `bounds` is refused before it is read or inflated.
+    """Write an image-prior asset (first frame) and a reference-clip asset (motion) per training clip, then
+    add the rows; a clip file or array beyond `bounds` is refused before it is read or inflated.
 
-    Commit through `store.unit_of_work.unit_of_work`, which also removes the objects if anything fails.
+    Every clip is read, checked and its motion field computed before the first row is written, so the
+    write transaction (on SQLite, the database's one write lock) lasts only for the inserts. Commit through
+    `store.unit_of_work.unit_of_work`, which also removes the objects if anything fails.
     """
     if session.scalar(select(Dataset).where(Dataset.project_id == project_id, Dataset.name == name)):
         raise ValueError(f"name: dataset {name!r} already exists in this project")
     root = manifest_path.parent
     lines = read_manifest(manifest_path)
+    class_names = class_names_of(lines)
+    prepared = [
+        _prepare_clip(staged, project_id, root, line, extract_motion, bounds)
+        for line in lines
+        if line.split == "train"
+    ]
+    if not prepared:
+        raise ValueError(f"manifest: {manifest_path} has no training clips")
     dataset = Dataset(
         project_id=project_id,
         name=name,
         manifest_sha256=hashlib.sha256(manifest_path.read_bytes()).hexdigest(),
-        class_names=class_names_of(lines),
+        class_names=class_names,
     )
     session.add(dataset)
-    for line in (line for line in lines if line.split == "train"):
-        clip_path = _inside(root, line.path, f"clip {line.clip_id} path")
-        if clip_path.is_file() and clip_path.stat().st_size > bounds.max_file_bytes:
-            raise ValueError(
-                f"clip {line.clip_id}: {clip_path.stat().st_size} bytes, more than the upload limit of "
-                f"{bounds.max_file_bytes}"
-            )
-        clip_bytes = clip_path.read_bytes()
-        if hashlib.sha256(clip_bytes).hexdigest() != line.sha256:
-            raise ValueError(f"clip {line.clip_id}: file SHA-256 does not match the manifest")
-        frames = _clip_frames(clip_bytes, line.clip_id, bounds)
-        first_frame = frames[0]
-        prior = stage_asset(
-            session,
-            staged,
-            project_id=project_id,
-            kind=AssetKind.image_prior,
-            original=npy_bytes(first_frame),
-            media_type="application/x-npy",
-            filename=f"{line.clip_id}-frame0.npy",
-            array=first_frame,
-        )
-        motion = stage_asset(
-            session,
-            staged,
-            project_id=project_id,
-            kind=AssetKind.reference_clip,
-            original=clip_bytes,
-            media_type="application/x-npz",
-            filename=Path(line.path).name,
-            array=_motion_field(root, line, frames, extract_motion),
-        )
+    try:
+        session.flush()
+    except IntegrityError as exc:  # registered under the same name while this build's clips were prepared
+        raise ValueError(f"name: dataset {name!r} already exists in this project") from exc
+    for clip in prepared:
         dataset.clips.append(
             DatasetClip(
-                clip_id=line.clip_id,
-                sha256=line.sha256,
-                class_name=line.class_name,
-                class_index=line.class_index,
-                text=line.text,
-                patient_id=line.patient_id,
-                image_prior_asset_id=prior.id,
-                motion_asset_id=motion.id,
+                clip_id=clip.line.clip_id,
+                sha256=clip.line.sha256,
+                class_name=clip.line.class_name,
+                class_index=clip.line.class_index,
+                text=clip.line.text,
+                patient_id=clip.line.patient_id,
+                image_prior_asset_id=add_asset_row(session, staged, project_id, clip.prior).id,
+                motion_asset_id=add_asset_row(session, staged, project_id, clip.motion).id,
             )
         )
-    if not dataset.clips:
-        raise ValueError(f"manifest: {manifest_path} has no training clips")
     session.flush()
     append_event(
         session,
