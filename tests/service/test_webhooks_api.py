@@ -185,3 +185,18 @@ def test_cancelling_a_queued_job_writes_a_cancelled_event_for_its_webhook(
 
     elsewhere = private_client.get(f"/v1/jobs/{job['id']}/webhooks", headers=make_key("q"))
     assert elsewhere.status_code == 404
+
+
+def test_the_webhook_routes_have_readable_operation_ids(client: TestClient) -> None:
+    spec = client.get("/openapi.json").json()
+    ids = {
+        (method, path): operation["operationId"]
+        for path, operations in spec["paths"].items()
+        for method, operation in operations.items()
+        if "webhook" in path
+    }
+    assert ids == {
+        ("get", "/v1/jobs/{job_id}/webhooks"): "list_job_webhook_deliveries",
+        ("get", "/v1/webhook-secret"): "get_webhook_secret",
+        ("post", "/v1/webhook-secret/rotate"): "rotate_webhook_secret",
+    }
