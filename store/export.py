@@ -18,6 +18,7 @@ from typing import Any, Literal
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from store.database_terms import cite_as, date_published, license_text, reference_checks
 from store.jobs import database_object_key
 from store.models import Bank, Clip, Dataset, Job
 from store.nifti import NIFTI_EXTENSION, clip_nifti_bytes, nifti_source_sha256
@@ -42,6 +43,9 @@ MANIFEST_COLUMNS = (
     "group_threshold",
     "vae_seq",
     "theta",
+    "real_distance",
+    "memorised",
+    "off_manifold",
     "preview",
     "preview_sha256",
 )
@@ -78,6 +82,8 @@ _TEXT_COLUMNS = {
     "preview_sha256",
 }
 _INTEGER_COLUMNS = {"bytes", "class_index", "bank", "index_in_bank", "seed"}
+# the reference checks' verdicts (issue 17): "true" / "false", empty when the check did not run
+_BOOLEAN_COLUMNS = {"memorised", "off_manifold"}
 
 
 @dataclass(frozen=True)
@@ -180,6 +186,9 @@ def manifest_row(clip: Clip, patients: dict[str, str], clip_format: ClipFormat =
         "group_threshold": clip.group_threshold,
         "vae_seq": clip.vae_seq,
         "theta": clip.theta,
+        "real_distance": clip.real_distance,
+        "memorised": _verdict(clip.memorised),
+        "off_manifold": _verdict(clip.off_manifold),
         "preview": preview,
         "preview_sha256": "",
     }
@@ -195,9 +204,15 @@ def manifest_csv(rows: list[dict[str, Any]]) -> bytes:
     return out.getvalue().encode()
 
 
+def _verdict(value: bool | None) -> str:
+    return "" if value is None else str(value).lower()
+
+
 def _data_type(column: str) -> str:
     if column in _TEXT_COLUMNS:
         return "sc:Text"
+    if column in _BOOLEAN_COLUMNS:
+        return "sc:Boolean"
     return "sc:Integer" if column in _INTEGER_COLUMNS else "sc:Float"
 
 
@@ -230,6 +245,9 @@ def croissant_metadata(
             "synthetic data filter (Ctrl-GenAug, Algorithm 1)."
         ),
         "version": software_version(),
+        "license": license_text(job),
+        "datePublished": date_published(job),
+        "citeAs": cite_as(job),
         "distribution": [
             {
                 "@type": "cr:FileObject",
@@ -273,6 +291,7 @@ def croissant_metadata(
         "ctrlgenaug:executions": executions,
         "ctrlgenaug:filterSettings": job.filter_settings,
         "ctrlgenaug:consistencyBand": None if job.band_low is None else [job.band_low, job.band_high],
+        "ctrlgenaug:referenceChecks": reference_checks(job),
     }
 
 

@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from typer.testing import CliRunner
 
 from cli.main import app as cli_app
-from store.export import export_database, verify_database_zip
+from store.export import export_database, kept_clips, verify_database_zip
 from store.models import Job
 from store.objects import S3ObjectStore
 
@@ -356,3 +356,59 @@ def test_manifest_source_columns_are_empty_for_banks_given_by_hand(
     with zipfile.ZipFile(download(client, headers, job_id, tmp_path / "db.zip")) as archive:
         rows = list(csv.DictReader(io.StringIO(archive.read("manifest.csv").decode())))
     assert [(r["source_clip_id"], r["source_patient_id"]) for r in rows] == [("", "")] * 3
+
+
+def test_manifest_and_croissant_carry_the_reference_checks(
+    client: TestClient,
+    make_key: Callable[[str], dict[str, str]],
+    tiny_model: str,
+    sessions: sessionmaker[Session],
+    s3_store: S3ObjectStore,
+    tmp_path: Path,
+) -> None:
+    headers = make_key("export-checks")
+    body = {"model": tiny_model, "banks": [{"class_label": "class_0", "samples": 2}]}
+    job_id = client.post("/v1/jobs", headers=headers, json=body).json()["id"]
+    write_clips_as_the_worker_does(sessions, s3_store, job_id, [True, True], resumed_at=2)
+    checks = {
+        "dataset": "build",
+        "manifest_sha256": "ab" * 32,
+        "training_clips": 37,
+        "memorised_threshold": 0.14,
+        "threshold_source": "job settings",
+        "feature_space": "spectrum rings",
+    }
+    with sessions() as session:
+        job = session.get_one(Job, uuid.UUID(job_id))
+        job.filter_settings = {**job.filter_settings, "memorised": True, "off_manifold": False}
+        job.filter_checks = checks
+        published = job.created_at.date().isoformat()
+        clips = kept_clips(session, job)
+        for clip, distance in zip(clips, (0.31, 0.52), strict=True):
+            clip.real_distance, clip.real_clip, clip.memorised = distance, "c00", False
+        export_database(session, s3_store, job)
+        session.commit()
+    path = download(client, headers, job_id, tmp_path / "db.zip")
+    with zipfile.ZipFile(path) as archive:
+        rows = list(csv.DictReader(io.StringIO(archive.read("manifest.csv").decode())))
+        croissant = json.loads(archive.read("croissant.json"))
+    assert [(r["real_distance"], r["memorised"], r["off_manifold"]) for r in rows] == [
+        ("0.31", "false", ""),
+        ("0.52", "false", ""),
+    ]
+    assert "c00" not in archive_text(path)  # the nearest real clip is for the auditor's provenance only
+    fields = {f["name"]: f["dataType"] for f in croissant["recordSet"][0]["field"]}
+    assert (fields["real_distance"], fields["memorised"]) == ("sc:Float", "sc:Boolean")
+    applied = croissant["ctrlgenaug:referenceChecks"]
+    assert applied["memorised"]["applied"] is True and applied["memorised"]["threshold"] == 0.14
+    assert applied["offManifold"]["applied"] is False
+    assert applied["dataBuild"]["manifestSha256"] == "ab" * 32
+    assert f"manifest SHA-256 {'ab' * 32}" in croissant["license"]
+    assert croissant["datePublished"] == published
+    assert croissant["citeAs"].startswith(f"@misc{{ctrlgenaug_job_{uuid.UUID(job_id).hex[:12]},")
+    assert verify_database_zip(path).ok
+
+
+def archive_text(path: Path) -> str:
+    with zipfile.ZipFile(path) as archive:
+        return "".join(archive.read(n).decode(errors="replace") for n in ("manifest.csv", "croissant.json"))
