@@ -24,6 +24,15 @@ class NumberField:
 
 
 @dataclass(frozen=True)
+class SwitchField:
+    """A nullable on/off setting: empty (the API's default), on or off."""
+
+    loc: str
+    label: str
+    hint: str
+
+
+@dataclass(frozen=True)
 class ChoiceField:
     loc: str
     label: str
@@ -69,6 +78,10 @@ def choice_field(model: type[BaseModel], name: str, loc: str, label: str) -> Cho
     return ChoiceField(loc=loc, label=label, default=info.default, choices=get_args(info.annotation))
 
 
+def switch_field(model: type[BaseModel], name: str, loc: str, label: str) -> SwitchField:
+    return SwitchField(loc=loc, label=label, hint=str(model.model_fields[name].description))
+
+
 def text_max_length() -> int:
     return int(
         next(rule.max_length for rule in BankIn.model_fields["text"].metadata if hasattr(rule, "max_length"))
@@ -101,6 +114,19 @@ def submit_form_fields() -> dict[str, object]:
             ),
         ],
         "filter_scope": choice_field(FilterIn, "scope", "filter.scope", "Duplicate check scope"),
+        # the checks against the model's real training data (issue 17)
+        "filter_switches": [
+            switch_field(FilterIn, "memorised", "filter.memorised", "Drop clips memorised from training data"),
+            switch_field(FilterIn, "off_manifold", "filter.off_manifold", "Drop clips off the real manifold"),
+        ],
+        "reference_numbers": [
+            number_field(FilterIn, "memorised_threshold", "filter.memorised_threshold", "Memorised threshold"),
+            number_field(FilterIn, "manifold_k", "filter.manifold_k", "Manifold k"),
+            number_field(FilterIn, "manifold_min_share", "filter.manifold_min_share", "Manifold minimum share"),
+        ],
+        "manifold_features": choice_field(
+            FilterIn, "manifold_features", "filter.manifold_features", "Manifold features"
+        ),
         "samples": number_field(BankIn, "samples", "banks.__i__.samples", "Clips to sample"),
         "samples_per_bank": number_field(
             BanksFromIn, "samples_per_bank", "banks_from.samples_per_bank", "Clips per bank"

@@ -108,10 +108,11 @@ def test_login_submit_watch_verify_and_download(
     job = httpx.get(console.url(f"/v1/jobs/{job_id}"), headers=console.headers).json()
     dropped = job["results"]["dropped_counts"]
     rows = page.locator("#filter-table tbody tr")
-    expect(rows).to_have_count(5)
+    expect(rows).to_have_count(7)
     expect(rows.nth(0).locator("td").nth(2)).to_have_text("6")
     remaining = 6
-    for i, reason in enumerate(("semantic", "inconsistent", "static", "duplicate"), start=1):
+    reasons = ("memorised", "semantic", "inconsistent", "static", "duplicate", "off_manifold")
+    for i, reason in enumerate(reasons, start=1):
         remaining -= dropped.get(reason, 0)
         expect(rows.nth(i).locator("td").nth(1)).to_have_text(str(dropped.get(reason, 0)))
         expect(rows.nth(i).locator("td").nth(2)).to_have_text(str(remaining))

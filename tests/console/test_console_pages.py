@@ -141,6 +141,12 @@ def test_submit_form_renders_every_api_field_with_a_label(client: TestClient) ->
         "filter.kmeans_seed",
         "filter.similarity_threshold",
         "filter.scope",
+        "filter.memorised",
+        "filter.off_manifold",
+        "filter.memorised_threshold",
+        "filter.manifold_k",
+        "filter.manifold_min_share",
+        "filter.manifold_features",
         "banks.__i__.class_label",
         "banks.__i__.text",
         "banks.__i__.image_prior_asset",
@@ -152,3 +158,13 @@ def test_submit_form_renders_every_api_field_with_a_label(client: TestClient) ->
         assert f'<label for="{field_id}">' in page
         assert f'id="{field_id}"' in page
     assert 'value="20"' in page and 'min="1"' in page and 'max="1000"' in page
+
+
+def test_reference_check_switches_offer_default_on_and_off(client: TestClient) -> None:
+    page = client.get("/console/jobs/new").text
+    for switch in ("memorised", "off_manifold"):
+        select = re.search(rf'<select id="filter-{switch}"[^>]*data-switch.*?</select>', page, re.S)
+        assert select is not None, switch
+        assert re.findall(r'<option value="([^"]*)"', select.group(0)) == ["", "true", "false"]
+    assert re.search(r'id="filter-manifold_k"[^>]*min="1"[^>]*max="64"[^>]*value="3"', page, re.S)
+    assert re.search(r'id="filter-memorised_threshold"[^>]*min="0.0"', page, re.S)

@@ -10,10 +10,12 @@ const jobId = document.getElementById("job-page").dataset.jobId;
 const $ = (id) => document.getElementById(id);
 const notice = $("job-notice");
 const CHECKS = [
+  ["Memorised: closer than the threshold to a real training clip (before Algorithm 1)", "memorised"],
   ["Semantic misalignment: loss above the bank's mean (× α)", "semantic"],
   ["Inner-sequence: inconsistent, VAE-Seq below tₗ", "inconsistent"],
   ["Inner-sequence: near-static, VAE-Seq above tₕ", "static"],
   ["Inter-sequence: duplicate of a kept clip (Θ ≥ threshold)", "duplicate"],
+  ["Off manifold: too few frames on the real k-NN manifold of its class (after Algorithm 1)", "off_manifold"],
 ];
 const CLIPS_PAGE = 500;
 const CLIPS_REFRESH_MS = 5000;

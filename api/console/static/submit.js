@@ -108,6 +108,16 @@ function numbersOf(container, prefix, problems) {
   return values;
 }
 
+// On/off selects left at "default" are left out: the API decides (on when the model's data build is registered).
+function switchesOf(container, prefix) {
+  const values = {};
+  for (const select of container.querySelectorAll("select[data-switch]")) {
+    const path = select.closest(".field").dataset.loc;
+    if (path.startsWith(prefix) && select.value) values[path.slice(prefix.length)] = select.value === "true";
+  }
+  return values;
+}
+
 async function uploadAsset(input) {
   const file = input.files[0];
   if (!file) return null;
@@ -205,7 +215,12 @@ async function submit(event) {
     body.sampler = sampler;
     const seed = readNumber(document.getElementById("seed"), "seed", problems);
     if (seed !== undefined) body.seed = seed;
-    body.filter = { ...numbersOf(form, "filter.", problems), scope: document.getElementById("filter-scope").value };
+    body.filter = {
+      ...numbersOf(form, "filter.", problems),
+      scope: document.getElementById("filter-scope").value,
+      manifold_features: document.getElementById("filter-manifold_features").value,
+      ...switchesOf(form, "filter."),
+    };
     if (problems.length) {
       report(problems);
       return;
