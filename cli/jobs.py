@@ -206,7 +206,10 @@ def cancel(
 ) -> None:
     with _service(url, key) as client:
         job = client.cancel(job_id)
-    typer.echo(f"job {job.id} {job.status.value}")
+    pending = (
+        "" if job.status.value == "cancelled" else ": cancel requested, it stops between denoising steps"
+    )
+    typer.echo(f"job {job.id} {job.status.value}{pending}")
 
 
 @assets_app.command("upload", help="Upload an image prior or a reference clip; prints the asset id.")
