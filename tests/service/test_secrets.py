@@ -4,12 +4,14 @@ never a constant of the code; a server configuration without an explicit secret 
 from __future__ import annotations
 
 import ast
+import secrets
 import stat
 import time
 from pathlib import Path
 from urllib.parse import quote, urlencode
 
 import pytest
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from pydantic import ValidationError
 from typer.testing import CliRunner
@@ -17,6 +19,7 @@ from typer.testing import CliRunner
 from api.main import create_app
 from api.state import OBJECTS_ROUTE, object_signature
 from cli.main import app as cli_app
+from store.objects import S3ObjectStore
 from store.settings import SECRET_KEY_FILE, Settings
 from worker.settings import WorkerSettings
 
@@ -86,23 +89,53 @@ def test_service_commands_refuse_to_start_with_one_line(
     assert not embedded_data_dir.exists()
 
 
-def test_a_url_forged_with_any_constant_of_the_code_does_not_download(embedded_data_dir: Path) -> None:
-    app = create_app(Settings(data_dir=embedded_data_dir))
+def assert_forged_urls_refused(app: FastAPI, secret: str) -> None:
+    """URLs for another project's object signed with each string constant of the code are refused (403 naming
+    the signature) while the genuine URL, signed with `secret`, downloads."""
     store = app.state.service.object_store
     key = "jobs/other-project/database.zip"
     store.put(key, b"another project's database")
-    secret_file = embedded_data_dir / SECRET_KEY_FILE
-    assert stat.S_IMODE(secret_file.stat().st_mode) == 0o600
     expires = int(time.time()) + 600
     constants = code_string_constants()
     assert len(constants) > 500
     with TestClient(app) as client:
-        genuine = store.presigned_get(key, 600)
-        assert client.get(genuine).content == b"another project's database"
+        query = urlencode({"expires": expires, "signature": object_signature(secret, key, expires)})
+        assert client.get(f"{OBJECTS_ROUTE}/{quote(key)}?{query}").content == b"another project's database"
         forged = {object_signature(constant, key, expires) for constant in constants}
-        assert object_signature(secret_file.read_text(), key, expires) not in forged
+        assert object_signature(secret, key, expires) not in forged
         for signature in sorted(forged)[:200]:
             query = urlencode({"expires": expires, "signature": signature})
             response = client.get(f"{OBJECTS_ROUTE}/{quote(key)}?{query}")
             assert response.status_code == 403, signature
             assert response.json()["detail"][0]["loc"] == ["query", "signature"]
+
+
+def test_a_url_forged_with_any_constant_of_the_code_does_not_download(embedded_data_dir: Path) -> None:
+    app = create_app(Settings(data_dir=embedded_data_dir))
+    genuine = app.state.service.object_store.presigned_get("jobs/other-project/database.zip", 600)
+    secret_file = embedded_data_dir / SECRET_KEY_FILE
+    assert stat.S_IMODE(secret_file.stat().st_mode) == 0o600
+    assert f"{OBJECTS_ROUTE}/" in genuine  # the local folder's URLs are the API's own, signed with the file
+    assert_forged_urls_refused(app, secret_file.read_text())
+
+
+def test_a_url_forged_with_any_constant_of_the_code_does_not_download_on_postgres_and_s3(
+    clean: None, database_url: str, services: dict[str, str], s3_store: S3ObjectStore, tmp_path: Path
+) -> None:
+    """The server shape, every limit at its default: the signed-download route serves the S3 bucket too."""
+    secret = "operator-secret-" + secrets.token_hex(16)
+    settings = Settings(
+        environment="test",
+        secret_key=secret,
+        data_dir=tmp_path / "data",
+        database_url=database_url,
+        broker_url=services["CTRLGENAUG_TEST_REDIS_URL"],
+        s3_endpoint=services["CTRLGENAUG_TEST_S3_ENDPOINT"],
+        s3_access_key=services["CTRLGENAUG_TEST_S3_ACCESS_KEY"],
+        s3_secret_key=services["CTRLGENAUG_TEST_S3_SECRET_KEY"],
+        s3_bucket=s3_store.bucket,
+    )
+    app = create_app(settings, check_broker=lambda: None)
+    assert isinstance(app.state.service.object_store, S3ObjectStore)
+    assert_forged_urls_refused(app, secret)
+    app.state.service.sessionmaker.kw["bind"].dispose()
