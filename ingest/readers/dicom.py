@@ -16,6 +16,7 @@ from ingest.intensity import rgb_to_luminance
 from ingest.sequence import RawSequence
 
 DICOM_SUFFIXES = (".dcm", ".dicom")
+FULL_RANGE_YBR = ("YBR_FULL", "YBR_FULL_422")
 
 
 def _read_dataset(path: Path, name: str) -> Dataset:
@@ -27,21 +28,38 @@ def _read_dataset(path: Path, name: str) -> Dataset:
         raise IngestError(name, f"truncated DICOM header: {type(exc).__name__}: {exc}") from exc
 
 
+def colour_decoding(ds: Dataset, name: str) -> tuple[int, bool]:
+    """(samples per pixel, whether luma is the stored Y plane of full-range YBR rather than BT.601 of RGB)."""
+    samples = int(ds.get("SamplesPerPixel", 1))
+    if samples not in (1, 3):
+        raise IngestError(name, f"{samples} samples per pixel: only grayscale and colour (3) are read")
+    y_plane = samples == 3 and str(ds.get("PhotometricInterpretation", "")) in FULL_RANGE_YBR
+    return samples, y_plane
+
+
+def to_gray(pixels: np.ndarray, samples: int, y_plane: bool) -> np.ndarray:
+    """Decoded pixels (decoded `as_rgb` unless `y_plane`) as grayscale: colour is reduced to luma."""
+    if samples == 1:
+        return pixels
+    return pixels[..., 0].astype(np.float32) if y_plane else rgb_to_luminance(pixels)
+
+
+def is_inverted(ds: Dataset) -> bool:
+    """MONOCHROME1: higher values display darker."""
+    return str(ds.get("PhotometricInterpretation", "")) == "MONOCHROME1"
+
+
 def _gray_pixels(ds: Dataset, name: str) -> np.ndarray:
     """Stored values as `(F, H, W)`; colour is reduced to luma: the Y plane of full-range YBR as stored,
     else BT.601 of the RGB that pydicom converts to."""
     if not any(tag in ds for tag in ("PixelData", "FloatPixelData", "DoubleFloatPixelData")):
         raise IngestError(name, "truncated DICOM: the file has no pixel data element")
-    samples = int(ds.get("SamplesPerPixel", 1))
-    if samples not in (1, 3):
-        raise IngestError(name, f"{samples} samples per pixel: only grayscale and colour (3) are read")
-    y_plane = samples == 3 and str(ds.get("PhotometricInterpretation", "")) in ("YBR_FULL", "YBR_FULL_422")
+    samples, y_plane = colour_decoding(ds, name)
     try:
         pixels = pixel_array(ds, as_rgb=samples == 3 and not y_plane)
     except Exception as exc:  # decoders report short or corrupt pixel data with varied types
         raise IngestError(name, f"truncated DICOM: pixel data cannot be decoded: {exc}") from exc
-    if samples == 3:
-        pixels = pixels[..., 0].astype(np.float32) if y_plane else rgb_to_luminance(pixels)
+    pixels = to_gray(pixels, samples, y_plane)
     frames = int(ds.get("NumberOfFrames", 1) or 1)
     return pixels.reshape(frames, *pixels.shape[-2:]) if pixels.ndim == 2 else pixels
 
@@ -82,7 +100,7 @@ def _sequence(frames: np.ndarray, ds: Dataset) -> RawSequence:
         frames=frames,
         pixel_spacing=_pixel_spacing(ds),
         modality=str(ds.get("Modality")) if ds.get("Modality") else None,
-        inverted=str(ds.get("PhotometricInterpretation", "")) == "MONOCHROME1",
+        inverted=is_inverted(ds),
     )
 
 

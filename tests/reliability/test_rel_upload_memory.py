@@ -28,7 +28,7 @@ from reliability_support import REPO, bucket_keys, load_corpus, row_counts
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from api.upload_frames import fitted_size
+from ingest.readers.collect import fitted_size
 from store.models import ModelRecord
 from store.objects import S3ObjectStore
 from store.settings import Settings

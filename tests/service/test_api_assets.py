@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
+from pathlib import Path
 
+import nibabel as nib
 import numpy as np
 import pytest
 import service_files as files
@@ -12,6 +14,8 @@ from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session, sessionmaker
 
 from generator.motion import extract_motion_field
+from ingest.build import BuildSettings, build_dataset
+from ingest.manifest import load_clip, load_manifest
 from store.assets import load_image_prior, load_motion_field
 from store.models import Asset
 from store.objects import S3ObjectStore
@@ -86,3 +90,51 @@ def test_same_bytes_in_another_project_are_another_asset(
     a = post(client, make_key("p1"), data, "image_prior")
     b = post(client, make_key("p2"), data, "image_prior")
     assert a["id"] != b["id"] and a["sha256"] == b["sha256"]
+
+
+def _dicom(path: Path, stack: np.ndarray) -> Path:
+    """A multi-frame MONOCHROME1 DICOM of `stack` (F, H, W) (higher values display darker)."""
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
+
+    ds = Dataset()
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds.SOPClassUID, ds.SOPInstanceUID = CTImageStorage, generate_uid()
+    ds.set_pixel_data(stack, "MONOCHROME1", 16)
+    ds.save_as(path, enforce_file_format=True)
+    return path
+
+
+def test_upload_and_data_build_read_the_same_first_frame(
+    client: TestClient,
+    headers: dict[str, str],
+    s3_store: S3ObjectStore,
+    sessions: sessionmaker[Session],
+    tmp_path: Path,
+) -> None:
+    """One reader layer: an image prior uploaded from a NIfTI or a DICOM is the first frame `data build`
+    makes of the same file (orientation and MONOCHROME1 included; two-valued pixels, so the build's
+    percentile window and the upload's min-max scaling agree)."""
+    volume = np.zeros((16, 16, 8), np.int16)  # NIfTI (x, y, z), identity affine: RAS
+    volume[1:5, 2:12] = 100  # an L-shape: any flip or transpose shows
+    volume[1:12, 2:5] = 100
+    stack = np.zeros((8, 16, 16), np.uint16)  # DICOM (frames, rows, columns)
+    stack[:, 1:5, 2:12] = 100
+    stack[:, 1:12, 2:5] = 100
+    inputs = tmp_path / "inputs"
+    inputs.mkdir()
+    nib.save(nib.Nifti1Image(volume, np.eye(4)), inputs / "vol.nii")
+    _dicom(inputs / "cine.dcm", stack)
+    labels = tmp_path / "labels.csv"
+    labels.write_text("source,class,patient_id\nvol.nii,A,P1\ncine.dcm,B,P2\n")
+    build_dataset(
+        [inputs], labels, tmp_path / "build", BuildSettings(size=16, motion=False, test_fraction=0.0)
+    )
+    records = load_manifest(tmp_path / "build" / "manifest.jsonl")
+    built = {record.class_name: load_clip(tmp_path / "build", record)[0] for record in records}
+    for name, class_name in (("vol.nii", "A"), ("cine.dcm", "B")):
+        body = post(client, headers, (inputs / name).read_bytes(), "image_prior", name)
+        with sessions() as session:
+            prior = load_image_prior(s3_store, session.get_one(Asset, body["id"]))
+        np.testing.assert_array_equal(prior, built[class_name], err_msg=name)
