@@ -12,7 +12,7 @@ from api import console
 from api.errors import install_error_handlers
 from api.limits import BodySizeLimitMiddleware
 from api.metrics import MetricsMiddleware, ServiceMetrics
-from api.openapi_docs import install_operation_docs
+from api.openapi_docs import install_operation_docs, operation_id
 from api.routers import assets, audit, clips, datasets, jobs, objects, retention, system, webhooks
 from api.state import MotionExtractor, build_state
 from store.objects import ObjectStore
@@ -46,6 +46,7 @@ def create_app(
         version=software_version(),
         description="Synthetic, quality-filtered databases of medical sequences (Ctrl-GenAug).",
         static_url=DOCS_ASSETS_ROUTE,
+        generate_unique_id_function=operation_id,
     )
     app.state.service = state
     install_operation_docs(app)

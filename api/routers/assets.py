@@ -86,6 +86,9 @@ async def upload_asset(
     ],
     kind: Annotated[AssetKind, Form()],
 ) -> AssetOut:
+    """Upload a condition: an image prior (`kind=image_prior`: PNG/JPEG/DICOM/NIfTI/NPY, the first frame or
+    slice) or a reference clip (`kind=reference_clip`: MP4/AVI/DICOM/NIfTI/NPZ, stored as its motion field).
+    Content-addressed: the same bytes give the same asset (200 instead of 201)."""
     max_bytes = state.settings.max_upload_bytes
     data = await file.read(max_bytes + 1)
     if len(data) > max_bytes:
@@ -121,6 +124,7 @@ async def upload_asset(
 
 @router.get("/{asset_id}", response_model=AssetOut)
 def get_asset(asset_id: uuid.UUID, session: SessionDep, project: ProjectDep) -> AssetOut:
+    """One uploaded asset of the project: kind, checksum, shape."""
     asset = session.get(Asset, asset_id)
     if asset is None or asset.project_id != project.id:
         raise not_found(["path", "asset_id"], "asset")

@@ -30,7 +30,7 @@ def known_filters_only(request: Request) -> None:
 
 
 @router.get("/events", response_model=Page[AuditEventOut], dependencies=[Depends(known_filters_only)])
-def list_events(
+def list_audit_events(
     session: SessionDep,
     project: AuditProjectDep,
     kind: Annotated[
@@ -41,6 +41,7 @@ def list_events(
     cursor: str | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> Page[AuditEventOut]:
+    """The project's audit log (a hash chain), oldest first; filter by `kind`, `job` or `clip`."""
     after = decode_cursor(cursor, 1)[0] if cursor is not None else 0
     if isinstance(after, bool) or not isinstance(after, int) or not 0 <= after < 2**31:
         raise field_error(422, ["query", "cursor"], "malformed cursor")
@@ -62,7 +63,8 @@ def list_events(
 
 
 @router.get("/verify", response_model=AuditVerification)
-def verify(session: SessionDep, project: AuditProjectDep) -> AuditVerification:
+def verify_audit_chain(session: SessionDep, project: AuditProjectDep) -> AuditVerification:
+    """Recompute the audit log's hash chain; names the first event that does not match."""
     report = verify_chain(session, project.id)
     return AuditVerification(
         ok=report.ok, events=report.events, first_bad_seq=report.first_bad_seq, message=report.message

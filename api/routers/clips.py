@@ -28,6 +28,8 @@ def project_clip(session: Session, project: Project, clip_id: uuid.UUID) -> Clip
 
 @router.get("/{clip_id}", response_model=ClipDetail)
 def get_clip(clip_id: uuid.UUID, session: SessionDep, project: ProjectDep, state: StateDep) -> ClipDetail:
+    """One clip with its full provenance: model and checksum, every condition and its checksum, seed, sampler,
+    filter scores, the device and precision that computed it."""
     clip = project_clip(session, project, clip_id)
     expiry = state.settings.presigned_expiry_s
     return ClipDetail.model_validate(
@@ -47,8 +49,8 @@ def get_clip(clip_id: uuid.UUID, session: SessionDep, project: ProjectDep, state
 def get_clip_strip(
     clip_id: uuid.UUID, kind: StripKind, session: SessionDep, project: ProjectDep, state: StateDep
 ) -> Response:
-    """A PNG strip of the clip's frames (`frames`), its bank's image prior (`image_prior`) or, for a bank
-    drawn from a dataset (`banks_from`), all frames of the source real training clip (`source`)."""
+    """A PNG of frames side by side: the clip's (`frames`), its bank's image prior (`image_prior`) or the
+    source real training clip of a `banks_from` bank (`source`); 404 naming `kind` when it has none."""
     clip = project_clip(session, project, clip_id)
     png = clip_strip(state.object_store, clip, kind)
     if png is None:

@@ -45,6 +45,7 @@ async def create_dataset(
     name: Annotated[str, Form(min_length=1, max_length=100, pattern=NUL_FREE)],
     file: Annotated[UploadFile, File(description="ZIP of a data build: manifest.jsonl, clips, motion/")],
 ) -> DatasetOut:
+    """Register a dataset from a ZIP of a data build (`ctrlgenaug data build`): its TRAINING clips only."""
     max_bytes = state.settings.max_upload_bytes
     archive = await file.read(max_bytes + 1)
     if len(archive) > max_bytes:
@@ -83,5 +84,6 @@ async def create_dataset(
 
 @router.get("", response_model=list[DatasetOut])
 def list_datasets(session: SessionDep, project: ProjectDep) -> list[DatasetOut]:
+    """The project's registered datasets (their training clips condition `banks_from` jobs)."""
     rows = session.scalars(select(Dataset).where(Dataset.project_id == project.id).order_by(Dataset.name))
     return [dataset_out(row) for row in rows]

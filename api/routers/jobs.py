@@ -212,6 +212,9 @@ def submit_job(
     http_request: Request,
     idempotency_key: Annotated[str | None, Header(max_length=200, pattern=NUL_FREE)] = None,
 ) -> JobOut:
+    """Submit a generation job: condition banks (class label, text, image prior asset, motion asset; leave any
+    out) or `banks_from` a registered dataset, with the sampler and filter settings. Returns 202 with the job;
+    `Idempotency-Key` makes a retried submission return the same job."""
     request = body.model_dump(mode="json")
     if idempotency_key is not None:
         existing = _existing_for_key(session, project, idempotency_key)
@@ -293,6 +296,7 @@ def list_jobs(
     cursor: str | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> Page[JobSummary]:
+    """The project's jobs, newest first (filter with `status`; page with `cursor`)."""
     query = select(Job).where(Job.project_id == project.id)
     if status_ is not None:
         query = query.where(Job.status == status_)
@@ -313,6 +317,8 @@ def list_jobs(
 
 @router.get("/{job_id}", response_model=JobOut)
 def get_job(job_id: uuid.UUID, session: SessionDep, project: ProjectDep) -> JobOut:
+    """One job: status, progress (banks, clips, denoising step), filter results with the quality figures of
+    its clips against the model's registered data build, timings."""
     return job_out(project_job(session, project, job_id))
 
 
@@ -320,6 +326,7 @@ def get_job(job_id: uuid.UUID, session: SessionDep, project: ProjectDep) -> JobO
     "/{job_id}/cancel", response_model=JobOut, status_code=status.HTTP_202_ACCEPTED, responses=CONFLICT
 )
 def cancel_job(job_id: uuid.UUID, session: SessionDep, project: JobsWriteProjectDep) -> JobOut:
+    """Cancel a job: GPU work stops between denoising steps; clips already stored stay."""
     job = project_job(session, project, job_id, for_update=True)
     if job.status in FINISHED_JOB_STATUSES:
         raise field_error(409, ["path", "job_id"], f"job already finished ({job.status.value})", "conflict")
@@ -345,6 +352,7 @@ def list_clips(
     cursor: str | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> Page[ClipOut]:
+    """The job's clips, kept and dropped, with their filter scores, drop reason and preview URL."""
     job = project_job(session, project, job_id)
     query = select(Clip).join(Bank, Clip.bank_id == Bank.id).where(Clip.job_id == job.id)
     if kept is not None:
@@ -395,6 +403,8 @@ def download_database(
     ] = "npz",
     range_: Annotated[str | None, Header(alias="Range")] = None,
 ) -> Response:
+    """The filtered database (ZIP: kept clips, manifest CSV, Croissant JSON-LD, provenance); with
+    `presigned=1` a time-limited download URL instead. Check it with `ctrlgenaug verify`."""
     job = project_job(session, project, job_id)
     if job.database_object_key is None:
         raise field_error(

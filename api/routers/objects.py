@@ -22,6 +22,7 @@ router = APIRouter(tags=["objects"])
     responses={403: {"model": ErrorResponse}, 404: {"model": ErrorResponse}},
 )
 def signed_download(key: str, expires: int, signature: str, state: StateDep) -> StreamingResponse:
+    """A stored object through a signed, expiring URL the API handed out (embedded object store only)."""
     expected = object_signature(state.signing_secret, key, expires)
     # Bytes: compare_digest refuses str with non-ASCII characters (a fuzzed signature made it a 500).
     if not hmac.compare_digest(expected.encode(), signature.encode()) or expires < time.time():

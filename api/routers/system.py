@@ -21,11 +21,14 @@ router = APIRouter()
 
 @router.get("/v1/health", response_model=Health, tags=["system"])
 def health() -> Health:
+    """Liveness: the process answers."""
     return Health(status="ok")
 
 
 @router.get("/v1/ready", response_model=Ready, tags=["system"], responses={503: {"model": Ready}})
 def ready(state: StateDep, response: Response) -> Ready:
+    """Readiness: the database, the broker and the object store answer (503 naming the failing check)."""
+
     def run(check) -> ReadyCheck:  # type: ignore[no-untyped-def]
         try:
             check()
@@ -55,6 +58,7 @@ def _models(session: SessionDep) -> list[ModelOut]:
 
 @router.get("/v1/info", response_model=Info, tags=["system"])
 def info(session: SessionDep, state: StateDep) -> Info:
+    """Service name, version, environment and the registered models."""
     return Info(
         name=SOFTWARE_NAME,
         version=software_version(),
@@ -65,6 +69,7 @@ def info(session: SessionDep, state: StateDep) -> Info:
 
 @router.get("/v1/models", response_model=list[ModelOut], tags=["models"])
 def list_models(session: SessionDep) -> list[ModelOut]:
+    """Registered generator models: classes, frames, frame size and the conditions each accepts."""
     return _models(session)
 
 
@@ -75,7 +80,9 @@ def list_models(session: SessionDep) -> list[ModelOut]:
     responses={404: ERROR_RESPONSES[404]},
 )
 def get_model(model: str, session: SessionDep) -> ModelDetailOut:
-    """One model by id, `name` (its latest version) or `name:version`, with its quality card."""
+    """One model by id, name (latest version) or name:version, with its quality card: VAE fidelity, coherence,
+    precision/recall, real-classifier accuracy, prior and motion fidelity, memorisation per class and overall
+    (`ctrlgenaug evaluate synthesis --write-card`)."""
     try:
         record = session.get(ModelRecord, uuid.UUID(model))
     except ValueError:
@@ -89,4 +96,5 @@ def get_model(model: str, session: SessionDep) -> ModelDetailOut:
 
 @router.get("/metrics", tags=["system"], response_class=Response)
 def metrics(request: Request) -> Response:
+    """Prometheus metrics of the API and the job queue."""
     return Response(generate_latest(request.app.state.metrics.registry), media_type=CONTENT_TYPE_LATEST)

@@ -32,7 +32,8 @@ def list_job_webhook_deliveries(
     cursor: str | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> Page[WebhookDeliveryOut]:
-    """The job's webhook deliveries, oldest first: event, status, attempts, last status code, next attempt."""
+    """The job's webhook deliveries, oldest first: event, status (pending, delivered, failed), attempts, the
+    receiver's last status code and error, the next attempt and when it was delivered."""
     job = project_job(session, project, job_id)
     query = select(WebhookDelivery).where(WebhookDelivery.job_id == job.id)
     if cursor is not None:
@@ -59,7 +60,8 @@ def list_job_webhook_deliveries(
 def get_webhook_secret(
     session: SessionDep, project: JobsWriteProjectDep, state: StateDep
 ) -> WebhookSecretOut:
-    """The project's webhook signing secret, made on first use (a jobs:write key's only)."""
+    """The project's webhook secret (made on first use): verify each delivery's X-CtrlGenAug-Signature, an
+    HMAC-SHA256 of `<X-CtrlGenAug-Timestamp>.<body>` (docs/webhooks.md)."""
     secret, created_at = webhook_secret(session, project.id, state.signing_secret)
     session.commit()
     return WebhookSecretOut(secret=secret, created_at=created_at)
@@ -69,7 +71,7 @@ def get_webhook_secret(
     "/v1/webhook-secret/rotate", response_model=WebhookSecretOut, operation_id="rotate_webhook_secret"
 )
 def rotate_secret(session: SessionDep, project: JobsWriteProjectDep, state: StateDep) -> WebhookSecretOut:
-    """Replace the project's webhook secret; every delivery attempt from now on is signed with the new one."""
+    """Replace the project's webhook secret: every delivery attempt from now on is signed with the new one."""
     secret, created_at = rotate_webhook_secret(session, project.id, state.signing_secret)
     session.commit()
     return WebhookSecretOut(secret=secret, created_at=created_at)
