@@ -112,10 +112,13 @@ def _record(
     settings: WorkerSettings,
     claimed: Claimed,
     outcome: tuple[int | None, str | None, bool],
-) -> WebhookStatus:
+) -> WebhookStatus | None:
+    """Record an attempt's outcome; returns the delivery's status (None: it no longer exists)."""
     code, error, retry = outcome
     with sessions() as session:
-        row = session.get_one(WebhookDelivery, claimed.id, with_for_update=True)
+        row = session.get(WebhookDelivery, claimed.id, with_for_update=True)
+        if row is None:  # its job was deleted meanwhile
+            return None
         row.last_status_code = code
         row.last_error = error
         now = utcnow()

@@ -151,6 +151,24 @@ def test_an_address_no_longer_allowed_at_delivery_time_fails_the_delivery(
     )
 
 
+def test_a_delivery_whose_job_is_deleted_mid_post_is_dropped(
+    context: WorkerContext, submit: Callable[..., uuid.UUID], api: TestClient, headers: dict[str, str]
+) -> None:
+    job_id = submit(webhook={"url": "http://127.0.0.1:9/hook", "events": ["cancelled"]})
+    assert api.post(f"/v1/jobs/{job_id}/cancel", headers=headers).status_code == 202
+    posted: list[str] = []
+
+    def delete_then_answer(url: str, body: bytes, headers_sent: dict[str, str]) -> int:
+        posted.append(headers_sent["X-CtrlGenAug-Event"])
+        assert api.delete(f"/v1/jobs/{job_id}", headers=headers).status_code == 200
+        return 200
+
+    assert deliver_due(context.sessions, context.settings, delete_then_answer) == 1
+    assert posted == ["cancelled"]
+    with context.sessions() as session:
+        assert session.scalars(select(WebhookDelivery)).all() == []
+
+
 def test_progress_events_are_at_least_the_interval_apart(
     context: WorkerContext, submit: Callable[..., uuid.UUID]
 ) -> None:
