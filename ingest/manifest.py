@@ -9,8 +9,9 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import ConfigDict, ValidationError
 
+from contracts.manifest import ManifestLine
 from ingest.errors import describe_validation_error
 from ingest.npz import sha256_file
 
@@ -19,7 +20,7 @@ CLASSES_NAME = "classes.json"
 REPORT_NAME = "report.json"
 
 
-class ClipRecord(BaseModel):
+class ClipRecord(ManifestLine):
     """One clip. `path` (and the motion cache `motion/<clip_id>.npz`) are relative to the data dir.
 
     `split_by` is "patient" when the clip's patient sits wholly on one side, "time" when its
@@ -28,14 +29,8 @@ class ClipRecord(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="ignore")
 
-    clip_id: str
-    path: str
-    sha256: str
-    class_name: str
-    class_index: int
     text: str
     patient_id: str
-    split: Literal["train", "test"]
     source: str
     frames: int
     height: int

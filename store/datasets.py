@@ -11,14 +11,14 @@ import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from contracts.manifest import ManifestLine
 from store.assets import AssetObjects, add_asset_row, npy_bytes, write_asset_objects
 from store.audit import append_event
 from store.models import AssetKind, Dataset, DatasetClip
@@ -29,21 +29,6 @@ NPY_HEADER_READERS = {
     (1, 0): np.lib.format.read_array_header_1_0,
     (2, 0): np.lib.format.read_array_header_2_0,
 }
-
-
-class ManifestLine(BaseModel):
-    """One line of `manifest.jsonl` (docs/contracts.md, ingest/); other fields are ignored."""
-
-    model_config = ConfigDict(extra="ignore")
-
-    clip_id: str
-    path: str
-    sha256: str
-    class_name: str
-    class_index: int
-    text: str | None = None
-    patient_id: str | None = None
-    split: Literal["train", "test"]
 
 
 def read_manifest(manifest_path: Path) -> list[ManifestLine]:

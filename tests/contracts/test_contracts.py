@@ -11,6 +11,7 @@ import pytest
 
 from contracts.conditions import CONDITION_NAMES
 from contracts.jobs import FINISHED_JOB_STATUSES, JOB_TRANSITIONS, JobStatus
+from contracts.manifest import ManifestLine
 from contracts.sampler import SamplerSpec
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -52,13 +53,15 @@ def test_no_shared_fact_is_spelled_out_twice() -> None:
 
 def test_the_packages_use_the_contracts() -> None:
     from api.schemas import SamplerIn
-    from store import registry
+    from ingest.manifest import ClipRecord
+    from store import datasets, registry
     from store.models import FINISHED_JOB_STATUSES as STORE_FINISHED
     from store.models import JobStatus as StoreJobStatus
 
     assert issubclass(SamplerIn, SamplerSpec)
     assert registry.CONDITION_NAMES is CONDITION_NAMES
     assert StoreJobStatus is JobStatus and STORE_FINISHED is FINISHED_JOB_STATUSES
+    assert datasets.ManifestLine is ManifestLine and issubclass(ClipRecord, ManifestLine)
 
 
 def test_generator_runs_the_api_spec() -> None:
