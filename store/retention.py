@@ -7,9 +7,9 @@ from __future__ import annotations
 import logging
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 
-from sqlalchemy import delete, or_, select, update
+from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from store.audit import append_event
@@ -76,9 +76,10 @@ def delete_asset(session: Session, store: ObjectStore, asset: Asset, reason: str
         if asset.kind == AssetKind.image_prior
         else (Bank.motion_asset_id, "motion_sha256")
     )
-    banks = session.execute(
+    banks = session.scalar(select(func.count()).select_from(Bank).where(column == asset.id)) or 0
+    session.execute(
         update(Bank).where(column == asset.id).values({column.key: None, sha_column: asset.sha256})
-    ).rowcount
+    )
     keys = [asset.object_key, asset.array_object_key]
     event = append_event(
         session,
@@ -120,17 +121,14 @@ def delete_job(session: Session, store: ObjectStore, job: Job) -> Deletion:
     return Deletion(_delete_objects(store, [info.key for info in store.list(job_object_prefix(job_id))]), seq)
 
 
-def sweep_expired_assets(
-    session: Session, store: ObjectStore, now: datetime | None = None
-) -> list[uuid.UUID]:
+def sweep_expired_assets(session: Session, store: ObjectStore) -> list[uuid.UUID]:
     """Delete the assets older than their project's `asset_retention_days` that nothing still needs;
     returns their ids. An asset locked by a concurrent request or sweep is left for the next round."""
-    now = now or utcnow()
+    now = utcnow()
     deleted: list[uuid.UUID] = []
-    projects = session.execute(
-        select(Project.id, Project.asset_retention_days).where(Project.asset_retention_days.is_not(None))
-    ).all()
-    for project_id, days in projects:
+    for project_id, days in session.execute(select(Project.id, Project.asset_retention_days)).tuples().all():
+        if days is None:
+            continue
         cutoff = now - timedelta(days=days)
         expired = session.scalars(
             select(Asset.id).where(Asset.project_id == project_id, Asset.created_at < cutoff)
