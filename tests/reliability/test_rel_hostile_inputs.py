@@ -31,6 +31,38 @@ MAX_RSS_GROWTH_BYTES = 128 * 1024 * 1024
 MAX_SECONDS = 10.0
 
 
+LIMITS = ("max_upload_bytes", "max_image_pixels", "max_clip_frames", "max_clip_voxels")
+
+
+LIMIT_SETS = ("small-limits", "default-limits")
+# Beyond the small limits only: under the defaults these are ordinary files (≤ 64 MiB, frames ≤ 4096², an NPZ
+# whose central directory lies but whose data is an 8×32×32 clip), stored in bounded memory (tested below).
+WITHIN_DEFAULTS = (
+    "dicom-oversized",
+    "mp4-huge-dimensions",
+    "mp4-oversized",
+    "nifti-gzip-bomb",
+    "nifti-oversized",
+    "npz-bomb",
+    "npz-lying-member-size",
+)
+REFUSED_CASES = [
+    (limits, name)
+    for limits in LIMIT_SETS
+    for name in sorted(CORPUS.CASES)
+    if limits == "small-limits" or name not in WITHIN_DEFAULTS
+]
+
+
+@pytest.fixture
+def settings(request: pytest.FixtureRequest, settings: Settings) -> Settings:
+    """Limits 256× smaller than the defaults (256 KiB, 512² pixels, 64 frames), or with `default-limits`
+    (indirect parametrization) every limit at its default, as a deployment runs."""
+    if getattr(request, "param", "small-limits") == "small-limits":
+        return settings
+    return settings.model_copy(update={name: Settings.model_fields[name].default for name in LIMITS})
+
+
 @pytest.fixture
 def headers(client: TestClient, make_key: Callable[[str], dict[str, str]]) -> dict[str, str]:
     return make_key("hostile")
@@ -69,7 +101,7 @@ def assert_error(response: Any, status: int, loc: list[Any], fragment: str) -> N
     assert any(e["loc"][: len(loc)] == loc and fragment in e["msg"] for e in errors), errors
 
 
-@pytest.mark.parametrize("name", sorted(CORPUS.CASES))
+@pytest.mark.parametrize(("settings", "name"), REFUSED_CASES, indirect=["settings"])
 def test_hostile_upload_is_refused_in_bounded_memory_and_time(
     name: str, client: TestClient, headers: dict[str, str], nothing_left: None
 ) -> None:
@@ -88,6 +120,30 @@ def test_hostile_upload_is_refused_in_bounded_memory_and_time(
     assert traced < MAX_TRACED_BYTES, f"{name}: {traced / 2**20:.1f} MiB traced"
     assert rss_growth < MAX_RSS_GROWTH_BYTES, f"{name}: RSS grew {rss_growth / 2**20:.1f} MiB"
     assert seconds < MAX_SECONDS, f"{name}: {seconds:.1f} s"
+
+
+@pytest.mark.parametrize("settings", ["default-limits"], indirect=True)
+@pytest.mark.parametrize("name", WITHIN_DEFAULTS)
+def test_corpus_files_within_the_default_limits_are_stored_in_bounded_memory(
+    name: str, settings: Settings, client: TestClient, headers: dict[str, str]
+) -> None:
+    case = CORPUS.CASES[name]
+    data = case.build()
+    response, traced, rss_growth, seconds = measured(
+        lambda: client.post(
+            "/v1/assets", headers=headers, files={"file": (case.filename, data)}, data={"kind": case.kind}
+        )
+    )
+    print(
+        f"default limits, {name}: {response.status_code}, traced peak {traced / 2**20:.2f} MiB, "
+        f"RSS growth {rss_growth / 2**20:.1f} MiB, {seconds:.2f} s"
+    )
+    assert response.status_code == 201, response.text
+    shape = response.json()["shape"]  # image prior (H, W); reference clip's motion field (F, 2, H, W)
+    frames, sides = (1, shape) if case.kind == "image_prior" else (shape[0], shape[2:])
+    assert frames <= settings.condition_max_frames and max(sides) <= settings.condition_max_side, shape
+    assert traced < 2 * MAX_TRACED_BYTES, f"{name}: {traced / 2**20:.1f} MiB traced"
+    assert rss_growth < MAX_RSS_GROWTH_BYTES, f"{name}: RSS grew {rss_growth / 2**20:.1f} MiB"
 
 
 @pytest.mark.parametrize("filename", CORPUS.TRAVERSAL_NAMES)
@@ -207,6 +263,7 @@ HOSTILE_JOB_BODIES: dict[str, tuple[bytes, int, list[Any]]] = {
 }
 
 
+@pytest.mark.parametrize("settings", LIMIT_SETS, indirect=True)
 @pytest.mark.parametrize("case", sorted(HOSTILE_JOB_BODIES))
 def test_hostile_job_body_is_refused(
     case: str, client: TestClient, headers: dict[str, str], tiny_model: str, nothing_left: None
