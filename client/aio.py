@@ -45,7 +45,7 @@ class AsyncClient:
 
     async def submit(self, job: JobIn | dict[str, Any], idempotency_key: str | None = None) -> JobOut:
         """Submit a job; a connection error is retried with the same Idempotency-Key, so it makes one job."""
-        request, _ = calls.submit_request(job, idempotency_key)
+        request = calls.submit_request(job, idempotency_key)
         for attempt in range(1, SUBMIT_ATTEMPTS):
             try:
                 return calls.parsed(JobOut, await self._http.post("/v1/jobs", **request))

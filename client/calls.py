@@ -30,13 +30,12 @@ def client_options(url: str, key: str, timeout_s: float) -> dict[str, Any]:
     }
 
 
-def submit_request(job: JobIn | dict[str, Any], idempotency_key: str | None) -> tuple[dict[str, Any], str]:
-    """(request keywords, the Idempotency-Key): the body validated as the API's JobIn; a fresh key unless
-    one is given, so a retried submit never makes a second job."""
+def submit_request(job: JobIn | dict[str, Any], idempotency_key: str | None) -> dict[str, Any]:
+    """Request keywords of POST /v1/jobs: the body validated as the API's JobIn, and an Idempotency-Key (a
+    fresh one unless given), so a retried submit never makes a second job."""
     body = job if isinstance(job, JobIn) else JobIn.model_validate(job)
     key = idempotency_key or str(uuid.uuid4())
-    payload = body.model_dump(mode="json", exclude_unset=True)
-    return {"json": payload, "headers": {"Idempotency-Key": key}}, key
+    return {"json": body.model_dump(mode="json", exclude_unset=True), "headers": {"Idempotency-Key": key}}
 
 
 def parsed(model: type[M], response: httpx.Response) -> M:

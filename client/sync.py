@@ -57,7 +57,7 @@ class Client:
             job: a JobIn (or its dict; validated here as the service validates it).
             idempotency_key: the key to send (default: a fresh UUID per call).
         """
-        request, _ = calls.submit_request(job, idempotency_key)
+        request = calls.submit_request(job, idempotency_key)
         for attempt in range(1, SUBMIT_ATTEMPTS):
             try:
                 return calls.parsed(JobOut, self._http.post("/v1/jobs", **request))
