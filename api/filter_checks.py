@@ -30,7 +30,9 @@ def resolve_filter(
             settings[switch] = dataset is not None
         elif settings[switch] and dataset is None:
             raise field_error(
-                422, ["body", "filter", switch], f"the {switch} check needs the model's real data build: {reason}"
+                422,
+                ["body", "filter", switch],
+                f"the {switch} check needs the model's real data build: {reason}",
             )
     if settings["memorised"] and settings["memorised_threshold"] is None:
         settings["memorised_threshold"] = model_memorisation_threshold(Path(model.path))

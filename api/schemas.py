@@ -92,39 +92,44 @@ class DeletionOut(BaseModel):
 
 
 class SamplerIn(SamplerSpec):
-    """The job's sampler: contracts.sampler.SamplerSpec, the spec the generator runs (same bounds and rules)."""
+    """The job's sampler: contracts.sampler.SamplerSpec, the spec the generator runs (same bounds, rules)."""
+
+
+def _field(model: type[BaseModel], name: str) -> Any:
+    """`model`'s declaration of field `name` (default, bounds, description), typed Any for mypy."""
+    return model.model_fields[name]
 
 
 class FilterIn(BaseModel):
-    """The filter's settings: Algorithm 1's thresholds (paper §3.5) and the two checks against the model's real
-    training data (`memorised` before Algorithm 1, `off_manifold` after it). Each field, its bounds and default
-    are filter.settings' own."""
+    """The filter's settings: Algorithm 1's thresholds (paper §3.5) and the two checks against the model's
+    real training data (`memorised` before Algorithm 1, `off_manifold` after it). Each field, its bounds and
+    default are filter.settings' own."""
 
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
-    alpha: float = FilterSettings.model_fields["alpha"]
-    kmeans_k: int = FilterSettings.model_fields["kmeans_k"]
-    kmeans_seed: int = FilterSettings.model_fields["kmeans_seed"]
-    similarity_threshold: float = FilterSettings.model_fields["similarity_threshold"]
-    scope: Literal["group", "job"] = FilterSettings.model_fields["scope"]
+    alpha: float = _field(FilterSettings, "alpha")
+    kmeans_k: int = _field(FilterSettings, "kmeans_k")
+    kmeans_seed: int = _field(FilterSettings, "kmeans_seed")
+    similarity_threshold: float = _field(FilterSettings, "similarity_threshold")
+    scope: Literal["group", "job"] = _field(FilterSettings, "scope")
     memorised: bool | None = Field(
         None,
         description="drop clips closer than memorised_threshold to a real training clip of the model's data "
         "build, before Algorithm 1; null: on when the model names a data build registered in this project",
     )
-    memorised_threshold: float | None = ReferenceSettings.model_fields["memorised_threshold"]
+    memorised_threshold: float | None = _field(ReferenceSettings, "memorised_threshold")
     off_manifold: bool | None = Field(
         None,
         description="drop Algorithm 1's survivors whose frames fall off the real frames' k-NN manifold of "
         "their class; null: on when the model names a data build registered in this project",
     )
-    manifold_k: int = ReferenceSettings.model_fields["manifold_k"]
-    manifold_min_share: float = ReferenceSettings.model_fields["manifold_min_share"]
-    manifold_features: Literal["spectrum", "pixels"] = ReferenceSettings.model_fields["manifold_features"]
-    spectrum_bands: int = ReferenceSettings.model_fields["spectrum_bands"]
-    feature_size: int = ReferenceSettings.model_fields["feature_size"]
-    feature_std_floor: float = ReferenceSettings.model_fields["feature_std_floor"]
-    manifold_radius_quantile: float | None = ReferenceSettings.model_fields["manifold_radius_quantile"]
+    manifold_k: int = _field(ReferenceSettings, "manifold_k")
+    manifold_min_share: float = _field(ReferenceSettings, "manifold_min_share")
+    manifold_features: Literal["spectrum", "pixels"] = _field(ReferenceSettings, "manifold_features")
+    spectrum_bands: int = _field(ReferenceSettings, "spectrum_bands")
+    feature_size: int = _field(ReferenceSettings, "feature_size")
+    feature_std_floor: float = _field(ReferenceSettings, "feature_std_floor")
+    manifold_radius_quantile: float | None = _field(ReferenceSettings, "manifold_radius_quantile")
 
 
 class BankIn(BaseModel):
@@ -258,9 +263,9 @@ class FilterResults(BaseModel):
     quality_reason: str | None = Field(description="why quality is null; null when it is given")
     checks: dict[str, Any] | None = Field(
         None,
-        description="what the filter's reference checks (memorised, off_manifold) ran against: the model's data "
-        "build (dataset, manifest_sha256, training clips), the memorised threshold and where it came from, the "
-        "feature space; null when neither check ran or before filtering",
+        description="what the filter's reference checks (memorised, off_manifold) ran against: the model's "
+        "data build (dataset, manifest_sha256, training clips), the memorised threshold and where it came "
+        "from, the feature space; null when neither check ran or before filtering",
     )
 
 

@@ -8,8 +8,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from functools import partial
+from typing import cast
 
 from torch import nn
+
+Triple = tuple[int, int, int]
 
 
 def _conv3d_with_in_channels(conv: nn.Conv3d, in_channels: int) -> nn.Conv3d:
@@ -17,10 +20,10 @@ def _conv3d_with_in_channels(conv: nn.Conv3d, in_channels: int) -> nn.Conv3d:
     return nn.Conv3d(
         in_channels,
         conv.out_channels,
-        kernel_size=conv.kernel_size,
-        stride=conv.stride,
-        padding=conv.padding,
-        dilation=conv.dilation,
+        kernel_size=cast(Triple, conv.kernel_size),
+        stride=cast(Triple, conv.stride),
+        padding=cast(str | Triple, conv.padding),
+        dilation=cast(Triple, conv.dilation),
         groups=conv.groups,
         bias=conv.bias is not None,
     )
@@ -92,8 +95,8 @@ def build_resnet3d(
         block_inplanes=[64, 128, 256, 512],
         spatial_dims=3,
         n_input_channels=in_channels,
-        conv1_t_size=(3, 7, 7),
-        conv1_t_stride=(1, 2, 2),
+        conv1_t_size=(3, 7, 7),  # type: ignore[arg-type]  # MONAI annotates a per-axis tuple as tuple[int]
+        conv1_t_stride=(1, 2, 2),  # type: ignore[arg-type]
         widen_factor=widen_factor,
         num_classes=num_classes,
     )

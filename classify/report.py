@@ -113,8 +113,9 @@ def plot_roc(report: dict[str, Any], path: Path) -> Path:
     for paradigm, entry in report["paradigms"].items():
         curves = roc_curves(y_true, np.asarray(entry["probabilities"]))
         for axis, k in zip(axes[0], panels, strict=True):
-            if curves[k] is not None:
-                fpr, tpr = curves[k]
+            curve = curves[k]
+            if curve is not None:
+                fpr, tpr = curve
                 axis.plot(fpr, tpr, label=f"{PARADIGM_LETTERS.get(paradigm, '?')} {paradigm}")
     for axis, k in zip(axes[0], panels, strict=True):
         axis.plot([0, 1], [0, 1], linestyle="--", color="grey", linewidth=0.8)

@@ -145,7 +145,9 @@ def _read(
     if not rows:
         raise ValueError(f"{source}/{MANIFEST_NAME}: no kept clips")
     names = list(class_names) if class_names is not None else _infer_class_names(rows)
-    frames, labels, unlabelled = [], [], 0
+    frames: list[np.ndarray] = []
+    labels: list[int] = []
+    unlabelled = 0
     for number, row in numbered:
         label = _class_index(row, number, names)
         if label is None:

@@ -139,7 +139,8 @@ def submit(
         body = _banks_from_job(banks_from, model, samples_per_bank, classes, max_banks, balance_to_majority)
     overrides = {"name": sampler, "steps": steps}
     if any(value is not None for value in overrides.values()):
-        given = body.get("sampler") if isinstance(body.get("sampler"), dict) else {}
+        given = body.get("sampler")
+        given = given if isinstance(given, dict) else {}
         body["sampler"] = {**given, **{k: v for k, v in overrides.items() if v is not None}}
     if seed is not None:
         body["seed"] = seed

@@ -138,7 +138,11 @@ def assemble(
 def replace_decoder(
     model: Path = typer.Option(..., "--model", exists=True, file_okay=False, help="assembled MODEL_DIR"),
     vae: Path = typer.Option(
-        ..., "--vae", exists=True, file_okay=False, help="`train vae` output_dir of a `trainable: decoder` run"
+        ...,
+        "--vae",
+        exists=True,
+        file_okay=False,
+        help="`train vae` output_dir of a `trainable: decoder` run",
     ),
     version: str = typer.Option(..., "--version", help="the new model version"),
 ) -> None:

@@ -32,8 +32,8 @@ SPECTRUM_FLOOR = 1e-8
 def spectrum_features(frames: np.ndarray, bands: int) -> np.ndarray:
     """uint8 frames `(..., H, W)` -> `(M, bands + 1)` float64: the radially averaged power spectrum of each
     frame (values in [0, 1], its mean removed) in `bands` equal rings from 0 to the corner frequency, as log10
-    shares of the frame's power, and log10 of the rings' mean power. Image statistics, not content: real frames of a
-    new patient keep their modality's spectrum, noise is flat and a constant frame has none."""
+    shares of the frame's power, and log10 of the rings' mean power. Image statistics, not content: real
+    frames of a new patient keep their modality's spectrum, noise is flat and a constant frame has none."""
     unit = unit_images(frames)[:, 0].double().numpy()
     unit = unit - unit.mean(axis=(1, 2), keepdims=True)
     power = np.abs(np.fft.rfft2(unit)) ** 2

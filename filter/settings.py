@@ -53,7 +53,8 @@ class ReferenceSettings(BaseModel):
     memorised_threshold: float | None = Field(
         default=None,
         ge=0.0,
-        description="RMS pixel distance in [0, 1] units; None: the model's calibrated one (its quality.json), "
+        description="RMS pixel distance in [0, 1] units; None: the model's calibrated one (its "
+        "quality.json), "
         "else the data build's (0-quantile of nearest-clip distances between training clips of different "
         "patients)",
     )
@@ -84,7 +85,8 @@ class ReferenceSettings(BaseModel):
         default=1.0,
         ge=0.0,
         le=1.0,
-        description="every ball's radius is at least this quantile of all classes' k-NN radii (a class of one "
+        description="every ball's radius is at least this quantile of all classes' k-NN radii (a class of "
+        "one "
         "patient has only that patient's spread); None: the plain k-NN radii of improved precision",
     )
     feature_std_floor: float = Field(
@@ -99,12 +101,14 @@ class ReferenceSettings(BaseModel):
         if self.manifold_features == "spectrum":
             frames = (
                 f"per frame (values in [0, 1], mean removed) the power spectrum averaged over "
-                f"{self.spectrum_bands} equal rings up to the corner frequency, as log10 shares of the frame's "
+                f"{self.spectrum_bands} equal rings up to the corner frequency, as log10 shares of the "
+                "frame's "
                 "power, and log10 of the rings' mean power"
             )
         else:
             frames = (
-                f"frames resized to {self.feature_size}x{self.feature_size} (bilinear, antialiased), values in "
+                f"frames resized to {self.feature_size}x{self.feature_size} (bilinear, antialiased), "
+                "values in "
                 "[0, 1], flattened"
             )
         floor = ""

@@ -19,7 +19,8 @@ def reference_checks(job: Job) -> dict[str, Any]:
             "applied": bool(settings.get("memorised")),
             "threshold": record.get("memorised_threshold"),
             "thresholdSource": record.get("threshold_source"),
-            "distance": "root-mean-square pixel difference in [0, 1] units between frame-aligned clips at the "
+            "distance": "root-mean-square pixel difference in [0, 1] units between frame-aligned clips at "
+            "the "
             "model's size, to the nearest real training clip",
         },
         "offManifold": {
@@ -39,7 +40,9 @@ def license_text(job: Job) -> str:
     """The terms the clips come under: the service grants none of its own."""
     model = job.model
     build = (job.filter_checks or {}).get("manifest_sha256")
-    source = f"the real data build with manifest SHA-256 {build}" if build else "the model's real training data"
+    source = (
+        f"the real data build with manifest SHA-256 {build}" if build else "the model's real training data"
+    )
     return (
         f"Synthetic data derived from {source} through the model {model.name} {model.version}: the licenses "
         "and data-use terms of those sources apply; the service adds none."

@@ -86,7 +86,12 @@ class Settings(BaseSettings):
         if value is None:
             return None
         parts = urlsplit(value)
-        if parts.scheme not in ("http", "https") or not parts.hostname or parts.path.strip("/") or parts.query:
+        if (
+            parts.scheme not in ("http", "https")
+            or not parts.hostname
+            or parts.path.strip("/")
+            or parts.query
+        ):
             raise ValueError(
                 f"s3_public_endpoint: {value!r} is not an origin like https://s3.example.org or "
                 "http://localhost:8333 (scheme, host, optional port; no path)"

@@ -1,6 +1,7 @@
 """Filtering a job (paper §3.5, Algorithm 1, between the `memorised` and `off_manifold` checks against the
 model's real training data when the job switches them on): score every clip, run the filter, store the
-decisions and the job's scores (`S.npz`, the filter.scores format, so `ctrlgenaug filter rerun` can replay it)."""
+decisions and the job's scores (`S.npz`, the filter.scores format, so `ctrlgenaug filter rerun` can replay
+it)."""
 
 from __future__ import annotations
 

@@ -116,13 +116,19 @@ def submit_form_fields() -> dict[str, object]:
         "filter_scope": choice_field(FilterIn, "scope", "filter.scope", "Duplicate check scope"),
         # the checks against the model's real training data (issue 17)
         "filter_switches": [
-            switch_field(FilterIn, "memorised", "filter.memorised", "Drop clips memorised from training data"),
+            switch_field(
+                FilterIn, "memorised", "filter.memorised", "Drop clips memorised from training data"
+            ),
             switch_field(FilterIn, "off_manifold", "filter.off_manifold", "Drop clips off the real manifold"),
         ],
         "reference_numbers": [
-            number_field(FilterIn, "memorised_threshold", "filter.memorised_threshold", "Memorised threshold"),
+            number_field(
+                FilterIn, "memorised_threshold", "filter.memorised_threshold", "Memorised threshold"
+            ),
             number_field(FilterIn, "manifold_k", "filter.manifold_k", "Manifold k"),
-            number_field(FilterIn, "manifold_min_share", "filter.manifold_min_share", "Manifold minimum share"),
+            number_field(
+                FilterIn, "manifold_min_share", "filter.manifold_min_share", "Manifold minimum share"
+            ),
         ],
         "manifold_features": choice_field(
             FilterIn, "manifold_features", "filter.manifold_features", "Manifold features"
