@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from contracts.classes import check_class_names
 from generator.conditions import CONDITION_NAMES
 
 MODEL_CARD = "ctrlgenaug_model.json"
@@ -29,12 +30,8 @@ class ModelInfo:
         for field_name in ("name", "version"):
             if not isinstance(getattr(self, field_name), str) or not getattr(self, field_name):
                 raise ValueError(f"model {field_name} must be a non-empty string")
-        object.__setattr__(self, "class_names", tuple(self.class_names))
+        object.__setattr__(self, "class_names", check_class_names(self.class_names))
         object.__setattr__(self, "conditions", tuple(self.conditions))
-        if not self.class_names:
-            raise ValueError("model class_names must name at least one class")
-        if len(set(self.class_names)) != len(self.class_names):
-            raise ValueError(f"model class_names must be unique, got {list(self.class_names)}")
         for field_name in ("num_frames", "height", "width"):
             value = getattr(self, field_name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:

@@ -7,10 +7,11 @@ import json
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field, ValidationError, field_validator
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from contracts.classes import check_class_names
 from contracts.conditions import CONDITION_NAMES
 from store.models import ModelRecord
 
@@ -23,11 +24,16 @@ QUALITY_CARD = "quality.json"
 class ModelCard(BaseModel):
     name: str = Field(min_length=1, max_length=100)
     version: str = Field(min_length=1, max_length=50)
-    class_names: list[str] = Field(min_length=1)
+    class_names: list[str]
     num_frames: int = Field(gt=0)
     height: int = Field(gt=0)
     width: int = Field(gt=0)
     conditions: list[str]
+
+    @field_validator("class_names")
+    @classmethod
+    def _class_names(cls, names: list[str]) -> list[str]:
+        return list(check_class_names(names))
 
 
 def file_sha256(path: Path) -> str:

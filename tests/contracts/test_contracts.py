@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -110,3 +111,18 @@ def test_finished_statuses_are_the_ones_without_moves() -> None:
     assert FINISHED_JOB_STATUSES == {JobStatus.succeeded, JobStatus.failed, JobStatus.cancelled}
     assert set(JOB_TRANSITIONS) == set(JobStatus)
     assert all(JobStatus.failed in JOB_TRANSITIONS[s] for s in set(JobStatus) - FINISHED_JOB_STATUSES)
+
+
+@pytest.mark.parametrize(
+    ("names", "error"),
+    [([], "at least one class"), (["a", ""], "non-empty strings"), (["a", "b", "a"], "must be unique")],
+)
+def test_a_model_card_breaking_the_class_name_rule_is_not_registered(
+    names: list[str], error: str, tmp_path: Path
+) -> None:
+    from store.registry import MODEL_CARD, read_model_card
+
+    card = {"name": "m", "version": "1", "num_frames": 8, "height": 32, "width": 32, "conditions": []}
+    (tmp_path / MODEL_CARD).write_text(json.dumps({**card, "class_names": names}))
+    with pytest.raises(ValueError, match=error):
+        read_model_card(tmp_path)
