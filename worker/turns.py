@@ -31,12 +31,14 @@ def next_turn(session: Session, job_id: uuid.UUID) -> uuid.UUID:
     job = session.get(Job, job_id)
     if job is None or job.status != JobStatus.queued or job.cancel_requested:
         return job_id
+    waiting = select(Job.project_id).where(Job.status == JobStatus.queued, ~Job.cancel_requested)
     projects = (
         select(
             Job.project_id,
             func.sum(case((Job.status.in_(RUNNING_JOB_STATUSES), 1), else_=0)).label("running"),
             func.max(Job.turn_at).label("served_at"),
         )
+        .where(Job.project_id.in_(waiting))
         .group_by(Job.project_id)
         .subquery()
     )
