@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from store.models import Job, JobStatus
 from store.outbox import RUN_JOB_TASK, add_message, dispatch_outbox
 from worker.context import WorkerContext
-from worker.jobs import process_job
+from worker.jobs import BUSY, process_job
 
 logger = logging.getLogger(__name__)
 
@@ -58,6 +58,11 @@ def next_turn(session: Session, job_id: uuid.UUID) -> uuid.UUID:
     return job_id if chosen is None else chosen
 
 
+def _is_queued(ctx: WorkerContext, job_id: uuid.UUID) -> bool:
+    with ctx.sessions() as session:
+        return session.scalar(select(Job.status).where(Job.id == job_id)) == JobStatus.queued
+
+
 def _send_to_back(ctx: WorkerContext, job_id: uuid.UUID) -> None:
     with ctx.sessions() as session:
         add_message(session, RUN_JOB_TASK, {"job_id": str(job_id)}, job_id=job_id)
@@ -75,7 +80,12 @@ def run_turn(ctx: WorkerContext, job_id: uuid.UUID) -> tuple[uuid.UUID, JobStatu
     with ctx.sessions() as session:
         chosen = next_turn(session, job_id)
     if chosen == job_id:
-        return job_id, process_job(ctx, job_id)
+        status = process_job(ctx, job_id)
+        if status == BUSY and _is_queued(ctx, job_id):
+            # held while queued: its runner is handing it back (fair share) or another worker is starting it;
+            # a new message keeps it on the queue in the first case (in the second it finds the job running)
+            _send_to_back(ctx, job_id)
+        return job_id, status
     logger.info("job %s: its message goes to the back; job %s has the turn", job_id, chosen)
     _send_to_back(ctx, job_id)
     return chosen, process_job(ctx, chosen)

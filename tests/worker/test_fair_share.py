@@ -14,7 +14,8 @@ from sqlalchemy import select
 from store.models import AuditEvent, BankStatus, Clip, Job, JobStatus
 from store.outbox import RUN_JOB_TASK
 from worker.context import WorkerContext
-from worker.jobs import process_job
+from worker.jobs import BUSY, process_job
+from worker.locks import job_lock
 from worker.turns import run_turn
 
 
@@ -131,3 +132,15 @@ def test_turns_rotate_by_project_then_by_job_within_the_project(
         ]
         clips = session.scalars(select(Clip)).all()
         assert len(clips) == 24 and len({(c.job_id, c.bank.index, c.index_in_bank) for c in clips}) == 24
+
+
+def test_a_queued_job_held_by_its_previous_runner_keeps_a_message(
+    context: WorkerContext, submit: Callable[..., uuid.UUID], sender: object
+) -> None:
+    job_id = submit()
+    sent = len(sender.sent)  # type: ignore[attr-defined]
+    with job_lock(context.engine, job_id) as held:  # as by the runner that has just yielded it
+        assert held
+        assert run_turn(context, job_id) == (job_id, BUSY)
+    assert sender.sent[sent:] == [(RUN_JOB_TASK, {"job_id": str(job_id)})]  # type: ignore[attr-defined]
+    assert run_turn(context, job_id) == (job_id, JobStatus.succeeded)
