@@ -3,9 +3,12 @@
 Clips are planted from the build (no model is sampled): a quarter noisy copies of training clips, a quarter
 held-out test clips with light noise, a quarter uniform noise, a quarter Gaussian noise, each labelled with
 its source's class (noise: cycling classes). Timed: preparing the reference (`ReferenceIndex`, once per job),
-scoring the clips 32 at a time (the worker's chunk) and `run_filter` with both checks vs Algorithm 1 alone.
+scoring the clips 32 at a time (the worker's chunk) and `run_filter` with both checks vs Algorithm 1 alone;
+with `--model`, the filter's own scoring (classifier loss + VAE latents, filter.scoring) of the first
+`--model-clips` clips, for the checks' share of the filter's time.
 
-    OMP_NUM_THREADS=1 nice -n 19 .venv/bin/python benchmarks/bench_reference_checks.py --data /tmp/demo-data
+    OMP_NUM_THREADS=1 nice -n 19 .venv/bin/python benchmarks/bench_reference_checks.py --data /tmp/demo-data \
+        [--model models/demo --model-clips 96]
 """
 
 from __future__ import annotations
@@ -54,6 +57,10 @@ def main() -> None:
     parser.add_argument("--clips", type=int, default=1000)
     parser.add_argument("--size", type=int, default=64)
     parser.add_argument("--frames", type=int, default=8)
+    parser.add_argument(
+        "--model", type=Path, help="a generator folder with its classifier/ (e.g. models/demo)"
+    )
+    parser.add_argument("--model-clips", type=int, default=96)
     args = parser.parse_args()
     names = sorted(
         {line.split('"class_name":"')[1].split('"')[0] for line in (args.data / "manifest.jsonl").open()}
@@ -97,6 +104,37 @@ def main() -> None:
             f"({counts['dropped'] / max(counts['in'], 1):.0%})"
         )
     print(f"kept: Algorithm 1 alone {int(plain.kept.sum())}, with checks {int(checked.kept.sum())}")
+    if args.model is not None:
+        count = min(args.model_clips, n)
+        seconds = filter_scoring_seconds(args.model, clips[:count], labels[:count])
+        checks_per_clip = (scored - prepared) / n
+        print(
+            f"filter scoring (classifier + VAE) of {count} clips: {seconds:.2f} s "
+            f"({seconds / count * 1000:.1f} s per 1,000); the checks add "
+            f"{checks_per_clip / (seconds / count):.1%} per clip"
+        )
+
+
+def filter_scoring_seconds(model_dir: Path, clips: np.ndarray, labels: np.ndarray) -> float:
+    """Seconds `filter.scoring.score_clips` takes on `clips`, `CHUNK` at a time, with the model's VAE and
+    classifier (loading excluded)."""
+    from classify.checkpoint import load_classifier
+    from filter.scoring import checkpoint_classifier_input, score_clips
+    from generator.pipeline import CtrlGenAugPipeline
+
+    pipeline = CtrlGenAugPipeline.from_pretrained(model_dir)
+    classifier, meta = load_classifier(model_dir / "classifier")
+    started = time.perf_counter()
+    for i in range(0, len(clips), CHUNK):
+        chunk = slice(i, i + CHUNK)
+        score_clips(
+            clips[chunk],
+            labels[chunk],
+            classifier,
+            checkpoint_classifier_input(meta),
+            pipeline.encode_latents,
+        )
+    return time.perf_counter() - started
 
 
 if __name__ == "__main__":
