@@ -1,6 +1,6 @@
-"""A job on a model that names its data build runs the memorised and off_manifold checks by default: each clip's
-nearest real training clip (id and distance, never pixels) and manifold share land in its record, provenance and
-GET /v1/jobs counts; a threshold above every distance drops every clip as memorised before Algorithm 1."""
+"""A job on a model that names its data build runs the memorised and off_manifold checks by default: each
+clip's nearest real training clip (id and distance, never pixels) and manifold share land in its record,
+provenance and GET /v1/jobs counts; a threshold above every distance drops every clip as memorised first."""
 
 from __future__ import annotations
 
