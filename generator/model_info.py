@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from contracts.classes import check_class_names
+from contracts.model_dir import MODEL_CARD as MODEL_CARD
+from contracts.model_dir import model_checksum as model_checksum
 from generator.conditions import CONDITION_NAMES
-
-MODEL_CARD = "ctrlgenaug_model.json"
 
 
 @dataclass(frozen=True)
@@ -65,25 +64,3 @@ class ModelInfo:
         if not path.is_file():
             raise FileNotFoundError(f"{path} not found: not a Ctrl-GenAug model directory")
         return cls.from_json(json.loads(path.read_text()))
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as stream:
-        while chunk := stream.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def model_checksum(model_dir: str | Path) -> str:
-    """SHA-256 over the sorted (relative path, file SHA-256) list, as `sha256sum` lines `<sha>  <path>\\n`.
-
-    The same definition as `store.registry.model_checksum` (generator imports nothing of the project's).
-    """
-    root = Path(model_dir)
-    if not root.is_dir():
-        raise FileNotFoundError(f"model_dir {root} is not a directory")
-    listing = sorted(
-        (path.relative_to(root).as_posix(), file_sha256(path)) for path in root.rglob("*") if path.is_file()
-    )
-    return hashlib.sha256("".join(f"{sha}  {rel}\n" for rel, sha in listing).encode()).hexdigest()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -13,9 +12,10 @@ from sqlalchemy.orm import Session
 
 from contracts.classes import check_class_names
 from contracts.conditions import CONDITION_NAMES
+from contracts.model_dir import MODEL_CARD as MODEL_CARD
+from contracts.model_dir import model_checksum as model_checksum
 from store.models import ModelRecord
 
-MODEL_CARD = "ctrlgenaug_model.json"
 # Written by `ctrlgenaug evaluate synthesis --write-card` (quality/card.py); a file of the model directory, so
 # the model checksum covers it.
 QUALITY_CARD = "quality.json"
@@ -34,25 +34,6 @@ class ModelCard(BaseModel):
     @classmethod
     def _class_names(cls, names: list[str]) -> list[str]:
         return list(check_class_names(names))
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        while chunk := fh.read(1024 * 1024):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def model_checksum(model_dir: Path) -> str:
-    """SHA-256 over the sorted `<file sha256>  <relative path>\\n` lines (sha256sum format) of every file."""
-    lines = sorted(
-        (path.relative_to(model_dir).as_posix(), file_sha256(path))
-        for path in model_dir.rglob("*")
-        if path.is_file()
-    )
-    listing = "".join(f"{sha}  {rel}\n" for rel, sha in lines)
-    return hashlib.sha256(listing.encode()).hexdigest()
 
 
 def read_model_card(model_dir: Path) -> ModelCard:

@@ -13,6 +13,7 @@ import pytest
 from contracts.conditions import CONDITION_NAMES
 from contracts.jobs import FINISHED_JOB_STATUSES, JOB_TRANSITIONS, JobStatus
 from contracts.manifest import ManifestLine
+from contracts.model_dir import model_checksum
 from contracts.sampler import SamplerSpec
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -34,6 +35,7 @@ COPIES = {
     "sampler names": r"""["']ddim["'],\s*["']dpmsolver\+\+["'],\s*["']unipc["']""",
     "sampler step bound": r"""STEPS\s*=\s*999\b|le\s*=\s*999\b""",
     "job statuses": r"""\bqueued\s*=\s*["']queued["']""",
+    "model card file name": r"""["']ctrlgenaug_model\.json["']""",
     "finished job statuses": r"""[(\[{]\s*["']succeeded["'],\s*["']failed["'],\s*["']cancelled["']""",
 }
 
@@ -63,14 +65,16 @@ def test_the_packages_use_the_contracts() -> None:
     assert registry.CONDITION_NAMES is CONDITION_NAMES
     assert StoreJobStatus is JobStatus and STORE_FINISHED is FINISHED_JOB_STATUSES
     assert datasets.ManifestLine is ManifestLine and issubclass(ClipRecord, ManifestLine)
+    assert registry.model_checksum is model_checksum
 
 
 def test_generator_runs_the_api_spec() -> None:
     pytest.importorskip("torch")
-    from generator import conditions, sampling
+    from generator import conditions, model_info, sampling
 
     assert sampling.SamplerSettings is SamplerSpec
     assert conditions.CONDITION_NAMES is CONDITION_NAMES
+    assert model_info.model_checksum is model_checksum
 
 
 def test_api_and_contracts_import_without_torch() -> None:
