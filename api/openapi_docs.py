@@ -34,7 +34,7 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
     ("GET", "/v1/ready"): Operation("curl $API/v1/ready"),
     ("GET", "/v1/info"): Operation("curl $API/v1/info"),
     ("GET", "/v1/models"): Operation("curl $API/v1/models"),
-    ("GET", "/v1/models/{model}"): Operation("curl $API/v1/models/demo:0.3.0"),
+    ("GET", "/v1/models/{model}"): Operation("curl $API/v1/models/demo:0.4.0"),
     ("GET", "/metrics"): Operation("curl $API/metrics"),
     ("POST", "/v1/assets"): Operation(
         f"curl {AUTH} -F kind=image_prior -F file=@first_frame.png $API/v1/assets"

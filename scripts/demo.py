@@ -100,6 +100,12 @@ def quality_table(results: dict[str, Any]) -> str:
     """The job's filter counts and its quality figures (kept clips per class and overall; all clips)."""
     dropped = ", ".join(f"{reason} {count}" for reason, count in sorted(results["dropped_counts"].items()))
     lines = [f"    filter: kept {results['clips_kept']}, dropped {dropped or 'none'}, band {results['band']}"]
+    if results["dropped_counts"].get("memorised"):
+        lines.append(
+            "    memorised: closer to a training clip than any two real patients are to each other. Banks from "
+            "training clips give each clip its source's first frame and motion (§4.1), so a model that follows "
+            "its conditions reproduces that patient; the privacy check drops those (docs/training.md)."
+        )
     quality = results["quality"]
     if quality is None:
         return "\n".join([*lines, f"    quality: not measured: {results['quality_reason']}"])

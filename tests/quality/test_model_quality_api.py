@@ -89,10 +89,10 @@ def test_registration_refuses_a_broken_quality_card(
 
 def test_console_model_page_is_a_shell_that_loads_the_model(data_dir: Path) -> None:
     with TestClient(create_app(Settings(data_dir=data_dir))) as client:
-        page = client.get("/console/models/demo:0.3.0")
+        page = client.get("/console/models/demo:0.4.0")
         assert page.status_code == 200
         assert "<title>Model · Ctrl-GenAug console</title>" in page.text
-        assert 'data-model="demo:0.3.0"' in page.text
+        assert 'data-model="demo:0.4.0"' in page.text
         assert '<script type="module" src="/console/static/model.js"></script>' in page.text
         script = client.get("/console/static/model.js").text
         assert "/v1/models/${encodeURIComponent(reference)}" in script
