@@ -97,7 +97,10 @@ class QualitySettings:
         for name in ("banks_per_class", "clips_per_bank", "k", "feature_size", "classifier_epochs"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        _ = self.sampler_settings  # SamplerSettings refuses a bad solver, step count, scale or condition
+        try:  # SamplerSettings refuses a bad solver, step count, scale or condition
+            _ = self.sampler_settings
+        except ValueError as exc:
+            raise ValueError(f"sampler settings: {exc}") from exc
         if self.feature_std_floor <= 0:
             raise ValueError(f"feature_std_floor must be > 0, got {self.feature_std_floor}")
         if not 0.0 <= self.memorisation_quantile <= 1.0:
