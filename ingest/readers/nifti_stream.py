@@ -94,10 +94,11 @@ def read_nifti_stream(
         sub = reader.read(kept, last=index + 1 == min(volumes, collector.keep_frames))
         if slope is not None:
             sub = sub * np.float32(slope) + np.float32(intercept or 0)
-        frames = slice_volume(apply_orientation(sub, ornt), UNSCALED, AXIAL).frames
-        if sub.dtype == np.uint8:
-            frames = frames.astype(np.uint8)  # exact: uint8 voxels are kept as they are, not rescaled
-        for frame in frames:
+        oriented = apply_orientation(sub, ornt)
+        for axial in range(oriented.shape[AXIAL]):  # one float32 frame at a time, not the kept sub-volume
+            frame = slice_volume(oriented[:, :, axial : axial + 1], UNSCALED, AXIAL).frames[0]
+            if sub.dtype == np.uint8:
+                frame = frame.astype(np.uint8)  # exact: uint8 voxels are kept as they are, not rescaled
             collector.add(frame)
 
 
