@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
-from worker_helpers import build_named_model_dir, build_tiny_data_build
+from worker_helpers import build_named_model_dir, build_tiny_data_build, register_model_and_build
 
 from filter.neighbours import clip_distances, cross_patient_threshold
 from store.models import JobStatus
@@ -52,14 +52,8 @@ def test_a_job_on_a_model_with_a_data_build_runs_both_checks_by_default(
     data_build: tuple[bytes, str, dict[str, np.ndarray]],
 ) -> None:
     archive, manifest_sha256, train = data_build
-    with context.sessions() as session:
-        model = register_model(session, named_model_dir).name
-        session.commit()
     owner = make_key("checks-owner")
-    registered = api.post(
-        "/v1/datasets", headers=owner, data={"name": "build"}, files={"file": ("build.zip", archive)}
-    )
-    assert registered.status_code == 201, registered.text
+    model = register_model_and_build(context, api, owner, named_model_dir, archive)
 
     job_id = _submit(api, owner, model)
     submitted = api.get(f"/v1/jobs/{job_id}", headers=owner).json()

@@ -13,12 +13,16 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
-from worker_helpers import NUM_CLASSES, build_named_model_dir, build_tiny_data_build
+from worker_helpers import (
+    NUM_CLASSES,
+    build_named_model_dir,
+    build_tiny_data_build,
+    register_model_and_build,
+)
 
 from quality.metrics import frame_coherence
 from store.data_builds import find_data_build
 from store.models import Job, JobStatus
-from store.registry import register_model
 from worker.context import WorkerContext
 from worker.filtering import job_clips, load_clip_frames
 from worker.job_quality import CLIP_FIGURES
@@ -47,14 +51,8 @@ def test_a_banks_from_job_carries_quality_and_serves_strips_of_frames_prior_and_
     data_build: tuple[bytes, str, dict[str, np.ndarray]],
 ) -> None:
     archive, manifest_sha256, train = data_build
-    with context.sessions() as session:
-        model = register_model(session, named_model_dir).name
-        session.commit()
     owner, other = make_key("quality-owner"), make_key("quality-other")
-    registered = api.post(
-        "/v1/datasets", headers=owner, data={"name": "build"}, files={"file": ("build.zip", archive)}
-    )
-    assert registered.status_code == 201, registered.text
+    model = register_model_and_build(context, api, owner, named_model_dir, archive)
     body = {
         "model": model,
         "banks_from": {"dataset": "build", "samples_per_bank": 2},

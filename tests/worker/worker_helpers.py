@@ -120,3 +120,20 @@ def build_named_model_dir(model_dir: Path, manifest_sha256: str, version: str = 
     provenance = {"sequence": {"stage": "sequence", "data_manifest_checksum": manifest_sha256}}
     (model_dir / "training_provenance.json").write_text(json.dumps(provenance))
     return model_dir
+
+
+def register_model_and_build(
+    context: Any, api: Any, headers: dict[str, str], model_dir: Path, archive: bytes
+) -> str:
+    """Register the model named by `model_dir` and upload `archive` as the dataset "build" of `headers`'
+    project; returns the model's name."""
+    from store.registry import register_model
+
+    with context.sessions() as session:
+        model = register_model(session, model_dir).name
+        session.commit()
+    registered = api.post(
+        "/v1/datasets", headers=headers, data={"name": "build"}, files={"file": ("build.zip", archive)}
+    )
+    assert registered.status_code == 201, registered.text
+    return model
