@@ -7,8 +7,8 @@ import json
 import os
 import shutil
 from collections.abc import Callable
-from pathlib import Path
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 from training.checkpoint import CONFIG_FILE, FINAL_DIR, METADATA_FILE, read_metadata
@@ -68,7 +68,8 @@ def _check_same_latent_space(given: Path, trained_with: Path, option: str) -> No
     if latent_space_digest(given) != latent_space_digest(trained_with):
         raise AssembleError(
             f"{option}: {given} encodes to another latent space (encoder weights or scaling factor) than the "
-            f"VAE the diffusion stages trained on ({trained_with}); only a decoder-only fine-tune may replace it"
+            f"VAE the diffusion stages trained on ({trained_with}); only a decoder-only fine-tune may "
+            "replace it"
         )
 
 
@@ -98,7 +99,9 @@ def check_latent_scale(vae: Any, vae_config: Any) -> float:
     try:
         clip_set = load_clip_set(vae_config.data)
     except ConfigError as exc:
-        raise AssembleError(f"--vae: its training data cannot be read to check the latent scale: {exc}") from exc
+        raise AssembleError(
+            f"--vae: its training data cannot be read to check the latent scale: {exc}"
+        ) from exc
     dataset = FrameDataset(clip_set, vae_config.data, clip_windows(clip_set, vae_config.data.num_frames))
     std = scaled_latent_std(vae.eval(), training_frames(dataset), seed=vae_config.seed)
     low, high = LATENT_STD_RANGE
@@ -251,7 +254,9 @@ def replace_decoder(model_dir: Path, vae_run: Path, version: str) -> tuple[Path,
 
     vae_config = _final_config(vae_run, "vae", "--vae")
     if vae_config.trainable != "decoder":
-        raise AssembleError(f"--vae: {vae_run} trained {vae_config.trainable!r}, not a decoder-only fine-tune")
+        raise AssembleError(
+            f"--vae: {vae_run} trained {vae_config.trainable!r}, not a decoder-only fine-tune"
+        )
     try:
         vae_dir = trained_component(vae_run, VAE_COMPONENT, "--vae")
     except ConfigError as exc:

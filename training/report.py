@@ -78,7 +78,9 @@ def real_vs_generated(
             )
         )
     generated = pipeline.sample(
-        banks, seeds=[seed + i for i in range(len(banks))], sampler=SamplerSettings(name="dpmsolver++", steps=steps)
+        banks,
+        seeds=[seed + i for i in range(len(banks))],
+        sampler=SamplerSettings(name="dpmsolver++", steps=steps),
     )
     fig, axes = plt.subplots(2 * len(picked), frames, figsize=(frames * 0.9, 2 * len(picked) * 0.95))
     for row, (record, clip) in enumerate(zip(picked, real, strict=True)):
